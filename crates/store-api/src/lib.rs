@@ -1,0 +1,227 @@
+//! The store contract of **durable**.
+//!
+//! A store keeps instances, their histories, their message queues (inboxes), timers and activity
+//! work items, and hands work out under leases. Its operations are coarse and transactional: a
+//! whole orchestration turn is committed by one [`Store::commit_turn`] call, all or nothing, which
+//! is what makes the engine crash-safe. Implementations: `durable-store-sqlite` (embedded) and
+//! `durable-store-postgres` (shared by several nodes).
+//!
+//! Every implementation must pass the generic suite in [`conformance`] (feature `conformance`).
+//!
+//! ## Queues, visibility and leases
+//! - Each instance has an inbox of [`Message`]s, consumed in id order. A message with a
+//!   `visible_at` in the future (a durable timer) is invisible until then.
+//! - [`Store::fetch_orchestration_work`] leases instances that have visible messages and no live
+//!   lease, and returns each with all its visible messages. One instance is leased by at most
+//!   one caller at a time, so its turns run one at a time and in order.
+//! - A lease expires after the requested duration unless renewed; an expired lease can be taken
+//!   by another fetch, and any operation presenting an expired or superseded lease fails with
+//!   [`Error::LeaseLost`] (fencing). Work is therefore delivered at least once, and a turn's
+//!   effects are committed at most once.
+#![warn(missing_docs)]
+
+mod types;
+mod waiters;
+
+pub use types::*;
+pub use waiters::CompletionWaiters;
+
+use async_trait::async_trait;
+use durable_core::{HistoryEvent, RuntimeStatus, Timestamp};
+use std::time::Duration;
+
+/// Errors of store operations. Messages say what happened and, where it helps, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No instance with this id.
+    #[error("instance '{instance_id}' was not found")]
+    NotFound {
+        /// The id asked for.
+        instance_id: String,
+    },
+    /// `create_instance` on an id whose instance has not finished.
+    #[error(
+        "instance '{instance_id}' already exists and is {status}; wait for it to finish, terminate it, or use another id"
+    )]
+    AlreadyExists {
+        /// The id asked for.
+        instance_id: String,
+        /// Its current status.
+        status: RuntimeStatus,
+    },
+    /// A message for an instance that has finished.
+    #[error("instance '{instance_id}' has already finished ({status})")]
+    InstanceFinished {
+        /// The id asked for.
+        instance_id: String,
+        /// Its final status.
+        status: RuntimeStatus,
+    },
+    /// The lease presented has expired or was taken over; the work will be redelivered.
+    #[error("the lease on this work item was lost (expired or taken over); the work will be redelivered")]
+    LeaseLost,
+    /// The instance changed underneath the caller (its history or execution is not the one the
+    /// caller worked on); the caller's result is discarded.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The store is closed or cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// An error of the underlying database.
+    #[error("storage error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps a database error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Backend(Box::new(e))
+    }
+}
+
+/// Result of store operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The store contract. All methods are safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---------------------------------------------------------------- client operations
+
+    /// Creates an instance in status Pending and enqueues its `ExecutionStarted` message, in one
+    /// transaction. An existing instance with the same id is replaced if it has finished (its
+    /// history and queues are deleted first); if it has not, fails with
+    /// [`Error::AlreadyExists`].
+    async fn create_instance(&self, request: CreateInstance) -> Result<()>;
+
+    /// Enqueues `event` for the instance's current execution (raise event, terminate, suspend,
+    /// resume). Fails with [`Error::NotFound`] if the instance does not exist and with
+    /// [`Error::InstanceFinished`] if it has finished; the check and the enqueue are atomic.
+    async fn send_message(&self, instance_id: &str, event: HistoryEvent) -> Result<()>;
+
+    /// The instance's status row, or `None`.
+    async fn get_instance(&self, instance_id: &str) -> Result<Option<InstanceState>>;
+
+    /// The history of the instance's current execution, in order. [`Error::NotFound`] if the
+    /// instance does not exist.
+    async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>>;
+
+    /// Instances matching `query`, ordered by (created time, instance id), one page at a time.
+    async fn query_instances(&self, query: &InstanceQuery) -> Result<InstancePage>;
+
+    /// Deletes the instance (status, history, queues, activities) and, recursively, the
+    /// sub-orchestrations it started, whatever their status. Returns how many instances were
+    /// deleted (0 when it did not exist).
+    async fn purge_instance(&self, instance_id: &str) -> Result<u64>;
+
+    /// Deletes every instance matching `filter` (with its history, queues and activities).
+    /// Returns how many were deleted.
+    async fn purge_instances(&self, filter: &PurgeFilter) -> Result<u64>;
+
+    /// Registers interest in the instance finishing: the receiver resolves when a commit ends
+    /// the instance (Completed, Failed or Terminated) on this node, or may resolve spuriously.
+    /// Register first, then read the status, then await, so no completion is missed. Stores
+    /// shared by several nodes may also miss completions committed elsewhere: callers wait
+    /// with a timeout and re-read.
+    fn listen_for_completion(&self, instance_id: &str) -> tokio::sync::oneshot::Receiver<()>;
+
+    // ---------------------------------------------------------------- orchestration dispatch
+
+    /// Leases up to `max` instances that have visible messages and no live lease, for
+    /// `lease_duration`, and returns each with its visible messages (oldest first, at most
+    /// [`MAX_MESSAGES_PER_WORK_ITEM`]). Returns an empty list when there is nothing to do;
+    /// never blocks waiting for work.
+    async fn fetch_orchestration_work(
+        &self,
+        max: usize,
+        lease_duration: Duration,
+    ) -> Result<Vec<OrchestrationWorkItem>>;
+
+    /// Commits one turn atomically and releases the lease: deletes the consumed messages,
+    /// appends the history, updates the status row, creates activities, timers, sub-orchestration
+    /// instances and messages to other instances, and carries out `continue_as_new`. See
+    /// [`TurnCommit`] for each field's rules. Fails with [`Error::LeaseLost`] if the lease is no
+    /// longer held and with [`Error::Conflict`] if the instance's execution or history length is
+    /// not the one in the commit; then nothing is written.
+    async fn commit_turn(&self, commit: TurnCommit) -> Result<()>;
+
+    /// Releases an orchestration lease without committing; the messages stay queued and become
+    /// fetchable again after `retry_after` (immediately when zero).
+    async fn abandon_orchestration_work(
+        &self,
+        lease: &OrchestrationLease,
+        retry_after: Duration,
+    ) -> Result<()>;
+
+    /// Extends a live orchestration lease to `lease_duration` from now.
+    async fn renew_orchestration_lease(
+        &self,
+        lease: &OrchestrationLease,
+        lease_duration: Duration,
+    ) -> Result<OrchestrationLease>;
+
+    /// Resolves when orchestration work may have become available (a message was enqueued or
+    /// a timer became due), or after `max_wait`. Spurious wake-ups are allowed.
+    async fn wait_for_orchestration_work(&self, max_wait: Duration);
+
+    // ---------------------------------------------------------------- activity dispatch
+
+    /// Leases up to `max` activity work items (oldest first) for `lease_duration`; increments
+    /// each item's attempt count. Never blocks waiting for work.
+    async fn fetch_activity_work(
+        &self,
+        max: usize,
+        lease_duration: Duration,
+    ) -> Result<Vec<ActivityWorkItem>>;
+
+    /// Deletes the activity work item and, if its instance still runs the same execution and
+    /// has not finished, enqueues `TaskCompleted`/`TaskFailed` for it, atomically. Fails with
+    /// [`Error::LeaseLost`] if the lease is no longer held (then nothing is written).
+    async fn complete_activity(&self, lease: &ActivityLease, outcome: ActivityOutcome) -> Result<()>;
+
+    /// Releases an activity lease without completing; the item becomes fetchable again after
+    /// `retry_after`.
+    async fn abandon_activity_work(&self, lease: &ActivityLease, retry_after: Duration) -> Result<()>;
+
+    /// Extends a live activity lease to `lease_duration` from now.
+    async fn renew_activity_lease(
+        &self,
+        lease: &ActivityLease,
+        lease_duration: Duration,
+    ) -> Result<ActivityLease>;
+
+    /// Resolves when activity work may have become available, or after `max_wait`.
+    async fn wait_for_activity_work(&self, max_wait: Duration);
+
+    // ---------------------------------------------------------------- introspection
+
+    /// Counters describing the store's work so far (for benchmarks and metrics).
+    fn metrics(&self) -> StoreMetrics {
+        StoreMetrics::default()
+    }
+
+    /// Waits until everything accepted so far is durable and stops background work. Further
+    /// calls fail with [`Error::Unavailable`].
+    async fn close(&self) -> Result<()>;
+}
+
+/// Upper bound of messages returned with one orchestration work item.
+pub const MAX_MESSAGES_PER_WORK_ITEM: usize = 1000;
+
+/// The clock stores use for visibility and leases.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}

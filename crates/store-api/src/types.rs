@@ -1,0 +1,351 @@
+//! The values exchanged with a [`Store`](crate::Store).
+
+use durable_core::{FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus, TaskId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Store-assigned id of a queued message; increases with enqueue order.
+pub type MessageId = i64;
+
+/// Request to create an instance (a start, a restart or a sub-orchestration).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateInstance {
+    /// Instance id (validated by the caller).
+    pub instance_id: String,
+    /// Orchestrator name.
+    pub name: String,
+    /// Id of the first execution.
+    pub execution_id: String,
+    /// Input.
+    pub input: Option<Payload>,
+    /// The parent, for a sub-orchestration. When a sub-orchestration cannot be created because
+    /// an unfinished instance holds the id, the store enqueues `SubOrchestrationFailed` to the
+    /// parent instead of failing the whole commit.
+    pub parent: Option<ParentInstance>,
+    /// Creation time; also the timestamp of the `ExecutionStarted` message.
+    pub created_at: Timestamp,
+}
+
+impl CreateInstance {
+    /// The `ExecutionStarted` event that starts this instance.
+    pub fn start_event(&self) -> HistoryEvent {
+        HistoryEvent::new(
+            self.created_at,
+            durable_core::EventKind::ExecutionStarted {
+                name: self.name.clone(),
+                input: self.input.clone(),
+                parent: self.parent.clone(),
+            },
+        )
+    }
+}
+
+/// The status row of an instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceState {
+    /// Instance id.
+    pub instance_id: String,
+    /// Orchestrator name.
+    pub name: String,
+    /// Current execution id.
+    pub execution_id: String,
+    /// Runtime status.
+    pub status: RuntimeStatus,
+    /// Input of the current execution.
+    pub input: Option<Payload>,
+    /// Output (Completed), reason (Terminated).
+    pub output: Option<Payload>,
+    /// Failure (Failed).
+    pub failure: Option<FailureDetails>,
+    /// Custom status set by the orchestrator.
+    pub custom_status: Option<Payload>,
+    /// When the instance was created.
+    pub created_at: Timestamp,
+    /// When its status row last changed.
+    pub last_updated_at: Timestamp,
+    /// When it finished.
+    pub completed_at: Option<Timestamp>,
+    /// The parent instance, for sub-orchestrations.
+    pub parent_instance_id: Option<String>,
+    /// Number of events in the current execution's history.
+    pub history_len: u64,
+}
+
+/// A message waiting in an instance's inbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    /// Store-assigned id.
+    pub id: MessageId,
+    /// The execution it is for; `None` means whichever execution is current (raised events and
+    /// lifecycle messages). Messages for another execution are consumed and dropped.
+    pub execution_id: Option<String>,
+    /// The event to deliver.
+    pub event: HistoryEvent,
+}
+
+/// A message to enqueue for another instance as part of a turn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    /// Target instance. Messages to instances that do not exist or have finished are dropped.
+    pub instance_id: String,
+    /// Target execution (`None` = current).
+    pub execution_id: Option<String>,
+    /// The event.
+    pub event: HistoryEvent,
+}
+
+/// Proof of an orchestration lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrchestrationLease {
+    /// The leased instance.
+    pub instance_id: String,
+    /// Unique per grant; operations check it (fencing).
+    pub token: u64,
+    /// When the lease expires unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// An instance with work to do, leased to the caller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrchestrationWorkItem {
+    /// The lease.
+    pub lease: OrchestrationLease,
+    /// The status row as of the fetch.
+    pub instance: InstanceState,
+    /// Visible messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// An activity to schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewActivity {
+    /// The `TaskScheduled` sequence number.
+    pub task_id: TaskId,
+    /// Activity name.
+    pub name: String,
+    /// Input.
+    pub input: Option<Payload>,
+}
+
+/// A durable timer to create: a `TimerFired` message that becomes visible at `fire_at`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTimer {
+    /// The `TimerCreated` sequence number.
+    pub timer_id: TaskId,
+    /// Due time.
+    pub fire_at: Timestamp,
+}
+
+impl NewTimer {
+    /// The `TimerFired` event this timer delivers.
+    pub fn fired_event(&self) -> HistoryEvent {
+        HistoryEvent::new(
+            self.fire_at,
+            durable_core::EventKind::TimerFired { timer_id: self.timer_id, fire_at: self.fire_at },
+        )
+    }
+}
+
+/// The execution that replaces the current one after `continue_as_new`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewExecution {
+    /// Its id.
+    pub execution_id: String,
+    /// Its input.
+    pub input: Option<Payload>,
+    /// Events to deliver to it after its `ExecutionStarted` (carried-over raised events).
+    pub carried_events: Vec<HistoryEvent>,
+}
+
+/// One turn's effects, committed atomically by [`Store::commit_turn`](crate::Store::commit_turn).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnCommit {
+    /// The lease of the work item; released by the commit.
+    pub lease: OrchestrationLease,
+    /// The execution the turn ran; must be the instance's current execution.
+    pub execution_id: String,
+    /// The history length the turn started from; must equal the stored one (fencing against a
+    /// second writer: history can never be appended twice).
+    pub expected_history_len: u64,
+    /// Messages consumed by the turn (delivered or dropped); deleted.
+    pub consumed: Vec<MessageId>,
+    /// Events appended to the execution's history.
+    pub history: Vec<HistoryEvent>,
+    /// New status. When terminal (Completed, Failed, Terminated) the store also deletes every
+    /// remaining message, timer and unleased activity of the instance.
+    pub status: RuntimeStatus,
+    /// Output or termination reason.
+    pub output: Option<Payload>,
+    /// Failure, when Failed.
+    pub failure: Option<FailureDetails>,
+    /// Custom status (replaces the stored one).
+    pub custom_status: Option<Payload>,
+    /// Commit time (`last_updated_at`, `completed_at`).
+    pub now: Timestamp,
+    /// Activities to schedule for this execution.
+    pub activities: Vec<NewActivity>,
+    /// Timers to create for this execution.
+    pub timers: Vec<NewTimer>,
+    /// Timers of this execution to delete (they must never fire).
+    pub cancelled_timers: Vec<TaskId>,
+    /// Instances to create (sub-orchestrations).
+    pub new_instances: Vec<CreateInstance>,
+    /// Messages to other instances (completions to the parent, events, terminations).
+    pub messages: Vec<NewMessage>,
+    /// Set when the execution continued as new (`status` is then ContinuedAsNew): the store
+    /// deletes the old execution's history, timers and activities, switches the instance to the
+    /// new execution (history length 0, new input) and enqueues its `ExecutionStarted`
+    /// followed by the carried events. Messages without an execution id stay queued.
+    pub continue_as_new: Option<NewExecution>,
+}
+
+/// Proof of an activity lease.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityLease {
+    /// The leased work item.
+    pub activity_id: i64,
+    /// Unique per grant.
+    pub token: u64,
+    /// When the lease expires unless renewed.
+    pub expires_at: Timestamp,
+}
+
+/// An activity to run, leased to the caller.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityWorkItem {
+    /// The lease.
+    pub lease: ActivityLease,
+    /// The instance that scheduled it.
+    pub instance_id: String,
+    /// The execution that scheduled it.
+    pub execution_id: String,
+    /// The `TaskScheduled` sequence number.
+    pub task_id: TaskId,
+    /// Activity name.
+    pub name: String,
+    /// Input.
+    pub input: Option<Payload>,
+    /// How many times it has been handed out, this time included (1 on the first run).
+    pub attempt: u32,
+}
+
+/// How an activity ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ActivityOutcome {
+    /// It returned this output.
+    Completed(Option<Payload>),
+    /// It failed.
+    Failed(FailureDetails),
+}
+
+/// Filters and paging for [`Store::query_instances`](crate::Store::query_instances).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstanceQuery {
+    /// Only these statuses (empty = all).
+    pub statuses: Vec<RuntimeStatus>,
+    /// Only this orchestrator name.
+    pub name: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<Timestamp>,
+    /// Created at or before.
+    pub created_to: Option<Timestamp>,
+    /// Instance id starts with.
+    pub instance_id_prefix: Option<String>,
+    /// Page size (0 = 100).
+    pub page_size: usize,
+    /// Continuation token from the previous page.
+    pub continuation: Option<String>,
+    /// Include inputs (false leaves `input` empty, which is cheaper).
+    pub include_input: bool,
+}
+
+/// One page of instances.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InstancePage {
+    /// The instances.
+    pub instances: Vec<InstanceState>,
+    /// Token for the next page; `None` when this is the last one.
+    pub continuation: Option<String>,
+}
+
+/// Which instances [`Store::purge_instances`](crate::Store::purge_instances) deletes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PurgeFilter {
+    /// Created at or after (required by the HTTP API, optional here).
+    pub created_from: Option<Timestamp>,
+    /// Created at or before.
+    pub created_to: Option<Timestamp>,
+    /// Only these statuses; empty means the terminal ones (Completed, Failed, Terminated).
+    pub statuses: Vec<RuntimeStatus>,
+}
+
+impl PurgeFilter {
+    /// The statuses to purge, with the default applied.
+    pub fn effective_statuses(&self) -> Vec<RuntimeStatus> {
+        if self.statuses.is_empty() {
+            vec![RuntimeStatus::Completed, RuntimeStatus::Failed, RuntimeStatus::Terminated]
+        } else {
+            self.statuses.clone()
+        }
+    }
+}
+
+/// Page continuation: the (created time, instance id) of the last instance returned. Encoded as
+/// an opaque string so stores can change it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Created time of the last instance of the page.
+    pub created_at: Timestamp,
+    /// Its id.
+    pub instance_id: String,
+}
+
+impl Cursor {
+    /// Encodes the cursor as a continuation token.
+    pub fn encode(&self) -> String {
+        let json = serde_json::to_string(self).expect("cursor is JSON");
+        json.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Decodes a continuation token; the error says it is not one of ours.
+    pub fn decode(token: &str) -> Result<Cursor, crate::Error> {
+        let bad = || {
+            crate::Error::Invalid(
+                "the continuation token is not valid; pass the token of the previous page unchanged".into(),
+            )
+        };
+        if token.len() % 2 != 0 || token.len() > 4096 {
+            return Err(bad());
+        }
+        let bytes: Option<Vec<u8>> =
+            (0..token.len()).step_by(2).map(|i| u8::from_str_radix(token.get(i..i + 2)?, 16).ok()).collect();
+        let bytes = bytes.ok_or_else(bad)?;
+        serde_json::from_slice(&bytes).map_err(|_| bad())
+    }
+}
+
+/// Counters of a store's work, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreMetrics {
+    /// Database transactions committed.
+    pub transactions: u64,
+    /// Orchestration turns committed.
+    pub turns: u64,
+    /// Activity completions committed.
+    pub activity_completions: u64,
+    /// Messages enqueued by clients (starts, events, lifecycle).
+    pub client_writes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_garbage() {
+        let c = Cursor { created_at: "2026-01-01T00:00:00Z".parse().unwrap(), instance_id: "a:b".into() };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(Cursor::decode("zz").is_err());
+        assert!(Cursor::decode("abc").is_err());
+        assert!(Cursor::decode("7b7d").is_err());
+    }
+}
