@@ -570,10 +570,12 @@ impl Execution {
                         failure: Some(failure.clone()),
                     },
                 ));
-                result.notify_parent = self
-                    .parent
-                    .clone()
-                    .map(|p| (p, EventKind::SubOrchestrationFailed { task_id: 0, failure: failure.clone() }));
+                result.notify_parent = self.parent.clone().map(|p| {
+                    (
+                        p.clone(),
+                        EventKind::SubOrchestrationFailed { task_id: p.task_id, failure: failure.clone() },
+                    )
+                });
                 result.failure = Some(failure);
             }
             Some(Ok((status, output))) => {
@@ -591,16 +593,19 @@ impl Execution {
                     ));
                 }
                 result.notify_parent = match status {
-                    RuntimeStatus::Completed => self
-                        .parent
-                        .clone()
-                        .map(|p| (p, EventKind::SubOrchestrationCompleted { task_id: 0, result: output })),
+                    RuntimeStatus::Completed => self.parent.clone().map(|p| {
+                        (
+                            p.clone(),
+                            EventKind::SubOrchestrationCompleted { task_id: p.task_id, result: output },
+                        )
+                    }),
                     RuntimeStatus::Terminated => self.parent.clone().map(|p| {
                         let reason = self.terminated.clone().flatten().unwrap_or_default();
+                        let task_id = p.task_id;
                         (
                             p,
                             EventKind::SubOrchestrationFailed {
-                                task_id: 0,
+                                task_id,
                                 failure: FailureDetails::new(
                                     "Terminated",
                                     format!("the sub-orchestration was terminated: {reason}"),
@@ -610,13 +615,6 @@ impl Execution {
                     }),
                     _ => None,
                 };
-            }
-        }
-        if let Some((parent, kind)) = &mut result.notify_parent {
-            match kind {
-                EventKind::SubOrchestrationCompleted { task_id, .. }
-                | EventKind::SubOrchestrationFailed { task_id, .. } => *task_id = parent.task_id,
-                _ => {}
             }
         }
     }

@@ -11,11 +11,12 @@
 //!     let timeout = ctx.sleep(Duration::from_secs(90));
 //!     for _ in 0..4 {
 //!         match select(ctx.wait_for_external_event::<u32>("Answer"), &timeout).await {
-//!             Either::Left(answer) if answer? == code => {
-//!                 timeout.cancel();
-//!                 return Ok(true);
+//!             Either::Left(answer) => {
+//!                 if answer? == code {
+//!                     timeout.cancel();
+//!                     return Ok(true);
+//!                 }
 //!             }
-//!             Either::Left(_) => continue,
 //!             Either::Right(()) => return Ok(false),
 //!         }
 //!     }
