@@ -307,6 +307,11 @@ impl Execution {
             self.poll()
         };
         self.finish_turn(end, &mut result);
+        // A turn that accepted nothing and changed nothing (e.g. only duplicate completions)
+        // leaves no episode behind.
+        if result.history.len() == 1 && result.actions.is_empty() && !self.finished {
+            result.history.clear();
+        }
         self.history_len += result.history.len();
         result
     }

@@ -557,6 +557,18 @@ fn duplicate_and_unknown_completions_are_discarded() {
     );
     assert_eq!(r[1].discarded.len(), 2);
     assert_eq!(history.iter().filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. })).count(), 1);
+    // A turn that only brings duplicates leaves no episode behind.
+    let (r, history) = drive(
+        &reg,
+        vec![
+            (0, vec![started("verify", "+1")]),
+            (1, vec![completed(1, 0, 7)]),
+            (2, vec![completed(2, 0, 7)]),
+        ],
+    );
+    assert!(r[2].history.is_empty());
+    assert_eq!(r[2].status, RuntimeStatus::Running);
+    assert_eq!(history.len(), 6);
 }
 
 #[test]

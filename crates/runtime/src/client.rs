@@ -1,0 +1,363 @@
+//! [`Client`]: start and manage orchestration instances (the API the HTTP layer serves).
+
+use crate::Shared;
+use crate::orchestrations::new_execution_id;
+use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus};
+use durable_store::{
+    CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, PurgeFilter,
+};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest allowed instance id, in bytes.
+pub const MAX_INSTANCE_ID_LEN: usize = 256;
+/// Longest allowed event name, in bytes.
+pub const MAX_EVENT_NAME_LEN: usize = 256;
+
+/// Errors of client operations; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such instance.
+    #[error("instance '{0}' was not found")]
+    NotFound(String),
+    /// Starting an id whose instance has not finished.
+    #[error("instance '{instance_id}' already exists and is {status}; use another id, or terminate it first")]
+    AlreadyExists {
+        /// The id.
+        instance_id: String,
+        /// Its status.
+        status: RuntimeStatus,
+    },
+    /// The instance has finished.
+    #[error("instance '{instance_id}' has already finished ({status})")]
+    InstanceFinished {
+        /// The id.
+        instance_id: String,
+        /// Its final status.
+        status: RuntimeStatus,
+    },
+    /// Starting an orchestrator this node does not know.
+    #[error("no orchestrator named '{name}' is registered (registered: {registered})")]
+    UnknownOrchestrator {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        registered: String,
+    },
+    /// The instance id breaks the rules.
+    #[error("invalid instance id: {0}")]
+    InvalidInstanceId(String),
+    /// The event name breaks the rules.
+    #[error("invalid event name: {0}")]
+    InvalidEventName(String),
+    /// The input or event data was rejected.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The operation does not fit the instance's state (e.g. resuming a running instance).
+    #[error("{0}")]
+    Conflict(String),
+    /// `wait_for_completion` gave up.
+    #[error("instance '{instance_id}' did not finish within {timeout:?}")]
+    Timeout {
+        /// The id.
+        instance_id: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { instance_id } => Error::NotFound(instance_id),
+            StoreError::AlreadyExists { instance_id, status } => Error::AlreadyExists { instance_id, status },
+            StoreError::InstanceFinished { instance_id, status } => {
+                Error::InstanceFinished { instance_id, status }
+            }
+            other => Error::Store(other),
+        }
+    }
+}
+
+/// Result of client operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks an instance id: 1 to 256 bytes, no control characters, none of `/ \ # ?`, and not
+/// starting with `@` (reserved, as in Durable Functions).
+pub fn validate_instance_id(id: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::InvalidInstanceId(format!("'{}' {why}", id.escape_debug())));
+    if id.is_empty() {
+        return bad("is empty");
+    }
+    if id.len() > MAX_INSTANCE_ID_LEN {
+        return Err(Error::InvalidInstanceId(format!("it is longer than {MAX_INSTANCE_ID_LEN} bytes")));
+    }
+    if id.starts_with('@') {
+        return bad("starts with '@', which is reserved");
+    }
+    if id.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '#' | '?')) {
+        return bad("contains a control character or one of / \\ # ?");
+    }
+    Ok(())
+}
+
+/// Checks an event name: 1 to 256 bytes, no control characters.
+pub fn validate_event_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > MAX_EVENT_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(Error::InvalidEventName(format!(
+            "'{}' must be 1 to {MAX_EVENT_NAME_LEN} bytes without control characters",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// A handle to start and manage instances. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Client {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Client { shared }
+    }
+
+    /// Starts orchestrator `name` with `input` under a new random instance id; returns the id.
+    pub async fn start<I: Serialize + ?Sized>(&self, name: &str, input: &I) -> Result<String> {
+        self.start_raw(name, None, Some(encode(input)?)).await
+    }
+
+    /// Starts orchestrator `name` under `instance_id`. Fails with [`Error::AlreadyExists`] if an
+    /// unfinished instance has that id; a finished one is replaced.
+    pub async fn start_with_id<I: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        instance_id: &str,
+        input: &I,
+    ) -> Result<String> {
+        self.start_raw(name, Some(instance_id), Some(encode(input)?)).await
+    }
+
+    /// Starts with a raw JSON input (`None` = no input).
+    pub async fn start_raw(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: Option<Payload>,
+    ) -> Result<String> {
+        if !self.shared.registry.has_orchestrator(name) {
+            return Err(Error::UnknownOrchestrator {
+                name: name.to_owned(),
+                registered: self.shared.registry.orchestrator_names().join(", "),
+            });
+        }
+        let instance_id = match instance_id {
+            Some(id) => {
+                validate_instance_id(id)?;
+                id.to_owned()
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        self.shared
+            .store
+            .create_instance(CreateInstance {
+                instance_id: instance_id.clone(),
+                name: name.to_owned(),
+                execution_id: new_execution_id(),
+                input,
+                parent: None,
+                created_at: self.shared.clock.now(),
+            })
+            .await?;
+        Ok(instance_id)
+    }
+
+    /// The instance's status, or `None`.
+    pub async fn status(&self, instance_id: &str) -> Result<Option<InstanceState>> {
+        Ok(self.shared.store.get_instance(instance_id).await?)
+    }
+
+    /// The history of the instance's current execution.
+    pub async fn history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>> {
+        Ok(self.shared.store.read_history(instance_id).await?)
+    }
+
+    /// Waits until the instance finishes (Completed, Failed or Terminated) and returns its
+    /// status; [`Error::Timeout`] after `timeout`. Woken by the store, not by polling.
+    pub async fn wait_for_completion(&self, instance_id: &str, timeout: Duration) -> Result<InstanceState> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let listener = self.shared.store.listen_for_completion(instance_id);
+            let state =
+                self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))?;
+            if state.status.is_terminal() {
+                return Ok(state);
+            }
+            // Completions committed by another node are not always announced: re-read at least
+            // every few seconds.
+            let wake = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(2));
+            if wake.is_zero() {
+                return Err(Error::Timeout { instance_id: instance_id.to_owned(), timeout });
+            }
+            let _ = tokio::time::timeout(wake, listener).await;
+            if tokio::time::Instant::now() >= deadline {
+                let state =
+                    self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))?;
+                if state.status.is_terminal() {
+                    return Ok(state);
+                }
+                return Err(Error::Timeout { instance_id: instance_id.to_owned(), timeout });
+            }
+        }
+    }
+
+    /// Raises event `name` with `data` on the instance. Events that arrive before the
+    /// orchestrator waits for them are buffered.
+    pub async fn raise_event<I: Serialize + ?Sized>(
+        &self,
+        instance_id: &str,
+        name: &str,
+        data: &I,
+    ) -> Result<()> {
+        self.raise_event_raw(instance_id, name, Some(encode(data)?)).await
+    }
+
+    /// Raises an event with raw JSON data. If the instance's orchestrator registered an event
+    /// hook for `name`, the hook transforms (or rejects) the data before it is stored.
+    pub async fn raise_event_raw(&self, instance_id: &str, name: &str, data: Option<Payload>) -> Result<()> {
+        validate_event_name(name)?;
+        let mut data = data;
+        if self.shared.registry.has_event_hooks(name) {
+            let state =
+                self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))?;
+            if state.status.is_terminal() {
+                return Err(Error::InstanceFinished {
+                    instance_id: instance_id.to_owned(),
+                    status: state.status,
+                });
+            }
+            if let Some(hook) = self.shared.registry.event_hook(&state.name, name) {
+                data = hook(instance_id, data).map_err(Error::InvalidInput)?;
+            }
+        }
+        let event = HistoryEvent::new(
+            self.shared.clock.now(),
+            EventKind::EventRaised { name: name.to_owned(), input: data },
+        );
+        Ok(self.shared.store.send_message(instance_id, event).await?)
+    }
+
+    /// Terminates the instance (and, recursively, its running sub-orchestrations).
+    pub async fn terminate(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let event = HistoryEvent::new(
+            self.shared.clock.now(),
+            EventKind::ExecutionTerminated { reason: reason.map(str::to_owned) },
+        );
+        Ok(self.shared.store.send_message(instance_id, event).await?)
+    }
+
+    /// Suspends the instance: events are kept but not processed until it is resumed.
+    pub async fn suspend(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let state = self.existing(instance_id).await?;
+        if state.status == RuntimeStatus::Suspended {
+            return Err(Error::Conflict(format!("instance '{instance_id}' is already suspended")));
+        }
+        let event = HistoryEvent::new(
+            self.shared.clock.now(),
+            EventKind::ExecutionSuspended { reason: reason.map(str::to_owned) },
+        );
+        Ok(self.shared.store.send_message(instance_id, event).await?)
+    }
+
+    /// Resumes a suspended instance.
+    pub async fn resume(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let state = self.existing(instance_id).await?;
+        if state.status != RuntimeStatus::Suspended {
+            return Err(Error::Conflict(format!(
+                "instance '{instance_id}' is {} and not suspended; only suspended instances can be resumed",
+                state.status
+            )));
+        }
+        let event = HistoryEvent::new(
+            self.shared.clock.now(),
+            EventKind::ExecutionResumed { reason: reason.map(str::to_owned) },
+        );
+        Ok(self.shared.store.send_message(instance_id, event).await?)
+    }
+
+    /// Starts the instance's orchestrator again with its original input, under a new random id
+    /// (`new_instance_id`) or the same id (the instance must have finished). Returns the id.
+    pub async fn restart(&self, instance_id: &str, new_instance_id: bool) -> Result<String> {
+        let state = self.required(instance_id).await?;
+        let id = if new_instance_id { None } else { Some(instance_id) };
+        self.start_raw(&state.name, id, state.input).await
+    }
+
+    /// Deletes a finished instance with its history (and its sub-orchestrations). Refuses an
+    /// unfinished one unless `force`. Returns how many instances were deleted.
+    pub async fn purge(&self, instance_id: &str, force: bool) -> Result<u64> {
+        let state = self.required(instance_id).await?;
+        if !force && !state.status.is_terminal() {
+            return Err(Error::Conflict(format!(
+                "instance '{instance_id}' is {}; terminate it first or purge with force",
+                state.status
+            )));
+        }
+        Ok(self.shared.store.purge_instance(instance_id).await?)
+    }
+
+    /// Deletes every instance matching `filter`.
+    pub async fn purge_by(&self, filter: &PurgeFilter) -> Result<u64> {
+        Ok(self.shared.store.purge_instances(filter).await?)
+    }
+
+    /// Lists instances, one page at a time.
+    pub async fn list(&self, query: &InstanceQuery) -> Result<InstancePage> {
+        Ok(self.shared.store.query_instances(query).await?)
+    }
+
+    async fn required(&self, instance_id: &str) -> Result<InstanceState> {
+        self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))
+    }
+
+    /// The instance, which must exist and not have finished.
+    async fn existing(&self, instance_id: &str) -> Result<InstanceState> {
+        let state = self.required(instance_id).await?;
+        if state.status.is_terminal() {
+            return Err(Error::InstanceFinished {
+                instance_id: instance_id.to_owned(),
+                status: state.status,
+            });
+        }
+        Ok(state)
+    }
+}
+
+fn encode<I: Serialize + ?Sized>(input: &I) -> Result<Payload> {
+    Payload::from_value(input).map_err(|e| Error::InvalidInput(format!("cannot serialize to JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_follow_the_durable_functions_rules() {
+        assert!(validate_instance_id("abc-123:4").is_ok());
+        assert!(validate_instance_id("").is_err());
+        assert!(validate_instance_id("@entity").is_err());
+        assert!(validate_instance_id("a/b").is_err());
+        assert!(validate_instance_id("a?b").is_err());
+        assert!(validate_instance_id("a\nb").is_err());
+        assert!(validate_instance_id(&"x".repeat(257)).is_err());
+        assert!(validate_instance_id(&"x".repeat(256)).is_ok());
+        assert!(validate_event_name("SmsChallengeResponse").is_ok());
+        assert!(validate_event_name("").is_err());
+        assert!(validate_event_name("a\u{0}").is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! [`RuntimeOptions`]: concurrency, leases, batching and caching of a runtime node.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Settings of a runtime node. The defaults suit one node on a small machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeOptions {
+    /// Orchestration turns running at once (turns of one instance never overlap).
+    pub max_concurrent_turns: usize,
+    /// Activities running at once.
+    pub max_concurrent_activities: usize,
+    /// Work items fetched per store call.
+    pub fetch_batch: usize,
+    /// Lease on an instance while its turn runs.
+    #[serde(with = "duration_ms")]
+    pub orchestration_lease: Duration,
+    /// Lease on an activity while it runs; renewed at half-time for long activities.
+    #[serde(with = "duration_ms")]
+    pub activity_lease: Duration,
+    /// Executions kept in memory between turns (0 = always replay from history).
+    pub execution_cache_capacity: usize,
+    /// Longest wait for a work notification before checking the store again (a safety net;
+    /// work is normally found through notifications).
+    #[serde(with = "duration_ms")]
+    pub idle_check: Duration,
+    /// How long shutdown waits for running turns and activities before leaving them to lease
+    /// expiry.
+    #[serde(with = "duration_ms")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RuntimeOptions {
+            max_concurrent_turns: 100 * cores,
+            max_concurrent_activities: 100 * cores,
+            fetch_batch: 256,
+            orchestration_lease: Duration::from_secs(30),
+            activity_lease: Duration::from_secs(60),
+            execution_cache_capacity: 10_000,
+            idle_check: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RuntimeOptions {
+    /// Checks the settings; the message names the wrong one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_turns == 0 || self.max_concurrent_activities == 0 || self.fetch_batch == 0 {
+            return Err(
+                "max_concurrent_turns, max_concurrent_activities and fetch_batch must be at least 1".into()
+            );
+        }
+        if self.orchestration_lease < Duration::from_millis(100)
+            || self.activity_lease < Duration::from_millis(100)
+        {
+            return Err("leases must be at least 100 ms".into());
+        }
+        Ok(())
+    }
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

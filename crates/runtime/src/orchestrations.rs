@@ -1,0 +1,278 @@
+//! The orchestration dispatcher: fetches instances with new messages, runs their turns
+//! concurrently (one at a time per instance, guaranteed by the store's lease) and commits each
+//! turn atomically.
+
+use crate::Shared;
+use durable_core::{Action, Execution, HistoryEvent, TurnResult};
+use durable_store::{
+    CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,
+    NewTimer, OrchestrationLease, OrchestrationWorkItem, TurnCommit,
+};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, debug_span, warn};
+
+/// Runs until shutdown: fetch → spawn turns → wait for work.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_turns));
+    let mut turns = JoinSet::new();
+    let mut backoff = ErrorBackoff::default();
+    loop {
+        while turns.try_join_next().is_some() {}
+        if shared.shutdown.is_cancelled() {
+            break;
+        }
+        let available = permits.available_permits();
+        if available == 0 {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = turns.join_next() => continue,
+            }
+        }
+        let max = available.min(shared.options.fetch_batch);
+        match shared.store.fetch_orchestration_work(max, shared.options.orchestration_lease).await {
+            Ok(items) if items.is_empty() => {
+                backoff.reset();
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => break,
+                    _ = shared.store.wait_for_orchestration_work(shared.options.idle_check) => {}
+                }
+            }
+            Ok(items) => {
+                backoff.reset();
+                for item in items {
+                    let permit =
+                        permits.clone().try_acquire_owned().expect("fetched no more items than free permits");
+                    let shared = shared.clone();
+                    let span = debug_span!("turn", instance_id = %item.instance.instance_id);
+                    turns.spawn(
+                        async move {
+                            process(&shared, item).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "fetching orchestration work failed; retrying");
+                if !backoff.wait(&shared).await {
+                    break;
+                }
+            }
+        }
+    }
+    drain(&shared, turns).await;
+}
+
+/// Waits for running tasks up to the shutdown grace period, then abandons the rest to lease
+/// expiry (their work is redelivered).
+pub(crate) async fn drain(shared: &Shared, mut tasks: JoinSet<()>) {
+    let grace = shared.options.shutdown_grace;
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, all_done).await.is_err() {
+        warn!(remaining = tasks.len(), "shutdown grace period over; unfinished work will be redelivered");
+        tasks.abort_all();
+    }
+}
+
+/// Exponential backoff after store errors (not a polling loop: it only runs while errors last).
+#[derive(Default)]
+pub(crate) struct ErrorBackoff {
+    failures: u32,
+}
+
+impl ErrorBackoff {
+    pub(crate) fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    /// Sleeps for the next delay; false when shutdown began.
+    pub(crate) async fn wait(&mut self, shared: &Shared) -> bool {
+        self.failures += 1;
+        let delay = Duration::from_millis(50 * 2u64.pow(self.failures.min(7))).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+async fn process(shared: &Shared, item: OrchestrationWorkItem) {
+    let lease = item.lease.clone();
+    let instance_id = item.instance.instance_id.clone();
+    match run_turn(shared, item).await {
+        Ok(()) => {}
+        Err(StoreError::LeaseLost) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound { .. }) => {
+            // Someone else owns the instance now (or it was purged): our result is void.
+            shared.metrics.turns_discarded.fetch_add(1, Ordering::Relaxed);
+            shared.cache.remove(&instance_id);
+            debug!("turn result discarded: the instance changed underneath");
+        }
+        Err(e) => {
+            shared.cache.remove(&instance_id);
+            warn!(error = %e, "turn failed; the messages will be redelivered");
+            if let Err(e) = shared.store.abandon_orchestration_work(&lease, Duration::from_secs(1)).await {
+                debug!(error = %e, "could not abandon the work item; its lease will expire");
+            }
+        }
+    }
+}
+
+async fn run_turn(shared: &Shared, item: OrchestrationWorkItem) -> Result<(), StoreError> {
+    let OrchestrationWorkItem { lease, instance, messages } = item;
+    let now = shared.clock.now();
+    let consumed = messages.iter().map(|m| m.id).collect();
+    let events = current_execution_events(&instance, messages);
+
+    if instance.status.is_terminal() {
+        // Late messages for a finished instance are consumed and dropped.
+        let commit = unchanged_commit(lease, &instance, consumed, now);
+        return shared.store.commit_turn(commit).await;
+    }
+
+    let mut execution = match shared.cache.take(&instance.instance_id) {
+        Some(e)
+            if e.execution_id() == instance.execution_id
+                && e.history_len() as u64 == instance.history_len =>
+        {
+            e
+        }
+        _ => {
+            let history = if instance.history_len == 0 {
+                Vec::new()
+            } else {
+                shared.store.read_history(&instance.instance_id).await?
+            };
+            if history.len() as u64 != instance.history_len {
+                return Err(StoreError::Conflict("the history changed while it was read".into()));
+            }
+            shared.metrics.replays.fetch_add(1, Ordering::Relaxed);
+            Execution::from_history(
+                &instance.instance_id,
+                &instance.execution_id,
+                &history,
+                &*shared.registry,
+            )
+        }
+    };
+    let result = execution.run_turn(now, events, &*shared.registry);
+    for event in &result.discarded {
+        debug!(event = event.kind.type_name(), "dropped a duplicate or unexpected message");
+    }
+    let commit = build_commit(lease, &instance, consumed, result, now);
+    shared.store.commit_turn(commit).await?;
+    shared.metrics.turns.fetch_add(1, Ordering::Relaxed);
+    if !execution.is_finished() {
+        shared.cache.put(execution);
+    }
+    Ok(())
+}
+
+/// The events of the messages addressed to the instance's current execution; messages for an
+/// older execution (e.g. a late timer of a continued-as-new execution) are dropped.
+fn current_execution_events(instance: &InstanceState, messages: Vec<Message>) -> Vec<HistoryEvent> {
+    messages
+        .into_iter()
+        .filter(|m| m.execution_id.as_ref().is_none_or(|e| *e == instance.execution_id))
+        .map(|m| m.event)
+        .collect()
+}
+
+fn unchanged_commit(
+    lease: OrchestrationLease,
+    instance: &InstanceState,
+    consumed: Vec<i64>,
+    now: jiff::Timestamp,
+) -> TurnCommit {
+    TurnCommit {
+        lease,
+        execution_id: instance.execution_id.clone(),
+        expected_history_len: instance.history_len,
+        consumed,
+        history: Vec::new(),
+        status: instance.status,
+        output: instance.output.clone(),
+        failure: instance.failure.clone(),
+        custom_status: instance.custom_status.clone(),
+        now,
+        activities: Vec::new(),
+        timers: Vec::new(),
+        cancelled_timers: Vec::new(),
+        new_instances: Vec::new(),
+        messages: Vec::new(),
+        continue_as_new: None,
+    }
+}
+
+/// Turns the engine's result into the store's atomic commit.
+pub(crate) fn build_commit(
+    lease: OrchestrationLease,
+    instance: &InstanceState,
+    consumed: Vec<i64>,
+    result: TurnResult,
+    now: jiff::Timestamp,
+) -> TurnCommit {
+    let mut commit = unchanged_commit(lease, instance, consumed, now);
+    commit.history = result.history;
+    commit.status = result.status;
+    commit.output = result.output;
+    commit.failure = result.failure;
+    commit.custom_status = result.custom_status;
+    for action in result.actions {
+        match action {
+            Action::ScheduleActivity { id, name, input } => {
+                commit.activities.push(NewActivity { task_id: id, name, input })
+            }
+            Action::CreateTimer { id, fire_at } => commit.timers.push(NewTimer { timer_id: id, fire_at }),
+            Action::CancelTimer { id } => commit.cancelled_timers.push(id),
+            Action::StartSubOrchestration { id, name, instance_id, input } => {
+                commit.new_instances.push(CreateInstance {
+                    instance_id,
+                    name,
+                    execution_id: new_execution_id(),
+                    input,
+                    parent: Some(durable_core::ParentInstance {
+                        instance_id: instance.instance_id.clone(),
+                        execution_id: instance.execution_id.clone(),
+                        task_id: id,
+                    }),
+                    created_at: now,
+                })
+            }
+            Action::SendEvent { instance_id, name, input, .. } => commit.messages.push(NewMessage {
+                instance_id,
+                execution_id: None,
+                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input }),
+            }),
+            Action::TerminateChild { instance_id, reason } => commit.messages.push(NewMessage {
+                instance_id,
+                execution_id: None,
+                event: HistoryEvent::new(now, durable_core::EventKind::ExecutionTerminated { reason }),
+            }),
+        }
+    }
+    if let Some((parent, kind)) = result.notify_parent {
+        commit.messages.push(NewMessage {
+            instance_id: parent.instance_id,
+            execution_id: Some(parent.execution_id),
+            event: HistoryEvent::new(now, kind),
+        });
+    }
+    if let Some(next) = result.continue_as_new {
+        commit.continue_as_new = Some(NewExecution {
+            execution_id: new_execution_id(),
+            input: next.input,
+            carried_events: next.carried_events,
+        });
+    }
+    commit
+}
+
+/// A fresh execution id (32 hex digits).
+pub(crate) fn new_execution_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

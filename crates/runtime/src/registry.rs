@@ -1,0 +1,197 @@
+//! [`Registry`]: the orchestrators and activities a node can run, by name.
+
+use durable_core::{
+    Error, FailureDetails, OrchestrationContext, OrchestratorFn, Payload, codes, orchestrator_fn,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What an activity's future yields.
+pub type ActivityOutput = Result<Option<Payload>, FailureDetails>;
+
+/// A boxed running activity.
+pub type ActivityFuture = Pin<Box<dyn Future<Output = ActivityOutput> + Send>>;
+
+/// A registered activity: builds the future from its context and raw input.
+pub type ActivityFn = Arc<dyn Fn(ActivityContext, Option<Payload>) -> ActivityFuture + Send + Sync>;
+
+/// What an activity knows about the call it serves.
+#[derive(Clone, Debug)]
+pub struct ActivityContext {
+    /// The instance that scheduled the activity.
+    pub instance_id: String,
+    /// The execution that scheduled it.
+    pub execution_id: String,
+    /// The activity name.
+    pub name: String,
+    /// The `TaskScheduled` sequence number.
+    pub task_id: u32,
+    /// 1 on the first run; higher when the activity is re-run after a crash or a lost lease.
+    pub attempt: u32,
+}
+
+impl ActivityContext {
+    /// A key that is the same for every run of this activity call and different for every other
+    /// call: pass it to external systems to make at-least-once execution safe.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.instance_id, self.execution_id, self.task_id)
+    }
+}
+
+/// Transforms or rejects the data of an event raised through the client before it is stored:
+/// `(instance_id, data) -> data`. An `Err` message is returned to the caller as invalid input.
+/// Use it to keep secrets out of history (e.g. store a MAC of a guessed code, not the code).
+pub type EventHook = Arc<dyn Fn(&str, Option<Payload>) -> Result<Option<Payload>, String> + Send + Sync>;
+
+/// Orchestrators and activities by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    orchestrators: HashMap<String, OrchestratorFn>,
+    activities: HashMap<String, ActivityFn>,
+    /// Keyed by (orchestrator name, lower-cased event name).
+    event_hooks: HashMap<(String, String), EventHook>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers `f` as the orchestrator `name`:
+    /// `async fn(OrchestrationContext, I) -> Result<O, E>` with a JSON-decodable input and a
+    /// JSON-encodable output.
+    pub fn orchestrator<F, Fut, I, O, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(OrchestrationContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned,
+        O: Serialize,
+        E: Into<Error>,
+    {
+        self.orchestrators.insert(name.to_owned(), orchestrator_fn(name, f));
+        self
+    }
+
+    /// Registers `f` as the activity `name`: `async fn(ActivityContext, I) -> Result<O, E>`.
+    /// Use a closure to give it state (clients, keys): `move |ctx, input| { let s = s.clone(); async move { … } }`.
+    pub fn activity<F, Fut, I, O, E>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, E>> + Send + 'static,
+        I: DeserializeOwned,
+        O: Serialize,
+        E: Into<Error>,
+    {
+        let name_owned = name.to_owned();
+        let wrapped: ActivityFn = Arc::new(move |ctx, input| {
+            let text = input.as_ref().map_or("null", Payload::as_str);
+            match serde_json::from_str::<I>(text) {
+                Ok(input) => {
+                    let fut = f(ctx, input);
+                    Box::pin(async move {
+                        match fut.await {
+                            Ok(output) => Payload::from_value(&output).map(Some).map_err(|e| {
+                                FailureDetails::new(
+                                    "OutputError",
+                                    format!("cannot serialize the activity output: {e}"),
+                                )
+                                .non_retriable()
+                            }),
+                            Err(e) => {
+                                let failure: FailureDetails = e.into().into();
+                                Err(if failure.error_type == "Error" {
+                                    FailureDetails { error_type: "ActivityError".into(), ..failure }
+                                } else {
+                                    failure
+                                })
+                            }
+                        }
+                    })
+                }
+                Err(e) => {
+                    let failure = FailureDetails::new(
+                        "InputError",
+                        format!(
+                            "[{}] the input of activity '{name_owned}' cannot be decoded as {}: {e}",
+                            codes::BAD_INPUT,
+                            std::any::type_name::<I>()
+                        ),
+                    )
+                    .non_retriable();
+                    Box::pin(std::future::ready(Err(failure)))
+                }
+            }
+        });
+        self.activities.insert(name.to_owned(), wrapped);
+        self
+    }
+
+    /// Registers an already wrapped orchestrator.
+    pub fn orchestrator_raw(mut self, name: &str, f: OrchestratorFn) -> Self {
+        self.orchestrators.insert(name.to_owned(), f);
+        self
+    }
+
+    /// Registers an already wrapped activity.
+    pub fn activity_raw(mut self, name: &str, f: ActivityFn) -> Self {
+        self.activities.insert(name.to_owned(), f);
+        self
+    }
+
+    /// Registers `hook` for events called `event` (case-insensitive) raised on instances of
+    /// orchestrator `orchestrator`.
+    pub fn with_event_hook(mut self, orchestrator: &str, event: &str, hook: EventHook) -> Self {
+        self.event_hooks.insert((orchestrator.to_owned(), event.to_lowercase()), hook);
+        self
+    }
+
+    /// Whether any orchestrator has a hook for events called `event`.
+    pub fn has_event_hooks(&self, event: &str) -> bool {
+        !self.event_hooks.is_empty() && self.event_hooks.keys().any(|(_, e)| e.eq_ignore_ascii_case(event))
+    }
+
+    /// The hook of `orchestrator` for `event`.
+    pub fn event_hook(&self, orchestrator: &str, event: &str) -> Option<EventHook> {
+        self.event_hooks.get(&(orchestrator.to_owned(), event.to_lowercase())).cloned()
+    }
+
+    /// The orchestrator `name`.
+    pub fn get_orchestrator(&self, name: &str) -> Option<OrchestratorFn> {
+        self.orchestrators.get(name).cloned()
+    }
+
+    /// The activity `name`.
+    pub fn get_activity(&self, name: &str) -> Option<ActivityFn> {
+        self.activities.get(name).cloned()
+    }
+
+    /// Whether an orchestrator is registered as `name`.
+    pub fn has_orchestrator(&self, name: &str) -> bool {
+        self.orchestrators.contains_key(name)
+    }
+
+    /// Registered orchestrator names, sorted.
+    pub fn orchestrator_names(&self) -> Vec<String> {
+        let mut names: Vec<_> = self.orchestrators.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Registered activity names, sorted.
+    pub fn activity_names(&self) -> Vec<String> {
+        let mut names: Vec<_> = self.activities.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+impl durable_core::OrchestratorResolver for Registry {
+    fn resolve(&self, name: &str) -> Option<OrchestratorFn> {
+        self.get_orchestrator(name)
+    }
+}
