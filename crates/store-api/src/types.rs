@@ -313,7 +313,7 @@ impl Cursor {
                 "the continuation token is not valid; pass the token of the previous page unchanged".into(),
             )
         };
-        if token.len() % 2 != 0 || token.len() > 4096 {
+        if !token.len().is_multiple_of(2) || token.len() > 4096 {
             return Err(bad());
         }
         let bytes: Option<Vec<u8>> =
