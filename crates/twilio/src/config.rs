@@ -95,7 +95,8 @@ impl TwilioConfig {
         }
     }
 
-    /// Replaces [`base_url`](Self::base_url), e.g. with a [`FakeTwilio`](crate::fake::FakeTwilio)'s.
+    /// Replaces [`base_url`](Self::base_url), e.g. with the address of the
+    /// `fake::FakeTwilio` test server (feature `fake`).
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = base_url.into();
         self
@@ -159,10 +160,7 @@ impl TwilioConfig {
         if self.initial_backoff > self.max_backoff {
             return invalid(
                 "initial_backoff",
-                format!(
-                    "{:?} is larger than max_backoff {:?}",
-                    self.initial_backoff, self.max_backoff
-                ),
+                format!("{:?} is larger than max_backoff {:?}", self.initial_backoff, self.max_backoff),
             );
         }
         Ok(())
@@ -224,7 +222,8 @@ mod tests {
 
     #[test]
     fn other_fields_are_checked() {
-        let cases: [(&str, fn(&mut TwilioConfig)); 6] = [
+        type Breakage = fn(&mut TwilioConfig);
+        let cases: [(&str, Breakage); 6] = [
             ("auth_token", |c| c.auth_token = SecretString::new("")),
             ("from", |c| c.from = " ".into()),
             ("base_url", |c| c.base_url = "api.twilio.com".into()),

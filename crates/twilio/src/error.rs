@@ -90,9 +90,7 @@ impl Error {
     /// The HTTP status Twilio answered with, if it answered at all.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            Error::Api { http_status, .. } | Error::InvalidResponse { http_status, .. } => {
-                Some(*http_status)
-            }
+            Error::Api { http_status, .. } | Error::InvalidResponse { http_status, .. } => Some(*http_status),
             _ => None,
         }
     }
@@ -195,7 +193,10 @@ mod tests {
             assert!(api(s, None, "x").is_permanent(), "{s}");
         }
         let e = api(503, None, "Service Unavailable");
-        assert_eq!(e.to_string(), "Twilio failed with HTTP 503: Service Unavailable. Gave up after 3 attempt(s).");
+        assert_eq!(
+            e.to_string(),
+            "Twilio failed with HTTP 503: Service Unavailable. Gave up after 3 attempt(s)."
+        );
         let e = api(429, Some(20429), "Too Many Requests");
         assert!(e.to_string().starts_with("Twilio is throttling requests (HTTP 429, code 20429)"), "{e}");
     }

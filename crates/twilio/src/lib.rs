@@ -29,7 +29,7 @@
 //! # }
 //! ```
 //!
-//! Tests run the real client against [`fake::FakeTwilio`] on `127.0.0.1`:
+//! Tests run the real client against `fake::FakeTwilio` (feature `fake`) on `127.0.0.1`:
 //!
 //! ```no_run
 //! # #[cfg(feature = "fake")]

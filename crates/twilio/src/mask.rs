@@ -16,7 +16,9 @@ pub fn mask_phone(phone: &str) -> String {
     // Channel addresses (`whatsapp:+1…`, `messenger:…`) keep their channel name: it is not
     // personal and says which route a message took.
     let (channel, rest) = match phone.split_once(':') {
-        Some((c, r)) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphabetic()) => (&phone[..=c.len()], r),
+        Some((c, r)) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            (&phone[..=c.len()], r)
+        }
         _ => ("", phone),
     };
     let (plus, number) = match rest.strip_prefix('+') {

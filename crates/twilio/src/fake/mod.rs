@@ -251,10 +251,8 @@ impl FakeTwilio {
 
     /// Waits until at least `n` requests reached the Messages endpoint, and returns them all.
     pub async fn wait_for_requests(&self, n: usize, timeout: Duration) -> Result<Vec<FakeRequest>, Error> {
-        self.wait(format!("{n} request(s)"), timeout, |s| {
-            (s.requests.len() >= n).then(|| s.requests.clone())
-        })
-        .await
+        self.wait(format!("{n} request(s)"), timeout, |s| (s.requests.len() >= n).then(|| s.requests.clone()))
+            .await
     }
 
     /// The next `n` requests are answered with `http_status` and a Twilio error document
@@ -270,7 +268,10 @@ impl FakeTwilio {
     /// Like [`fail_next`](Self::fail_next), with a `Retry-After` header in whole seconds
     /// (rounded up, since the header has no fractions).
     pub fn fail_next_with_retry_after(&self, n: usize, http_status: u16, retry_after: Duration) {
-        self.inject(n, Injected { status: checked(http_status), retry_after: Some(retry_after), raw_body: None });
+        self.inject(
+            n,
+            Injected { status: checked(http_status), retry_after: Some(retry_after), raw_body: None },
+        );
     }
 
     /// Like [`fail_next`](Self::fail_next), with an arbitrary body, e.g. the HTML page a proxy
@@ -350,9 +351,6 @@ impl Drop for FakeTwilio {
 }
 
 fn checked(status: u16) -> u16 {
-    assert!(
-        axum::http::StatusCode::from_u16(status).is_ok(),
-        "{status} is not an HTTP status code"
-    );
+    assert!(axum::http::StatusCode::from_u16(status).is_ok(), "{status} is not an HTTP status code");
     status
 }

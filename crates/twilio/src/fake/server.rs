@@ -161,7 +161,8 @@ fn validate(
     let from = param(params, "From");
     let service = param(params, "MessagingServiceSid");
     let body = param(params, "Body");
-    let has_content = body.is_some() || param(params, "MediaUrl").is_some() || param(params, "ContentSid").is_some();
+    let has_content =
+        body.is_some() || param(params, "MediaUrl").is_some() || param(params, "ContentSid").is_some();
 
     let Some(to) = to else {
         return Err((21604, "A 'To' phone number is required.".to_owned()));
@@ -183,12 +184,17 @@ fn validate(
             "+15005550001" => {
                 return Err((
                     21212,
-                    format!("The 'From' number {from} is not a valid phone number, shortcode, or alphanumeric sender ID."),
+                    format!(
+                        "The 'From' number {from} is not a valid phone number, shortcode, or alphanumeric sender ID."
+                    ),
                 ));
             }
             "+15005550007" => return Err(not_capable_from()),
             "+15005550008" => {
-                return Err((21611, "This 'From' number has exceeded the maximum number of queued messages.".to_owned()));
+                return Err((
+                    21611,
+                    "This 'From' number has exceeded the maximum number of queued messages.".to_owned(),
+                ));
             }
             _ if allowed_from.is_some_and(|list| !list.iter().any(|f| f == from)) => {
                 return Err(not_capable_from());
@@ -210,7 +216,9 @@ fn validate(
         "+15005550003" => {
             return Err((
                 21408,
-                format!("Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."),
+                format!(
+                    "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."
+                ),
             ));
         }
         "+15005550004" => return Err((21610, "Attempt to send to unsubscribed recipient".to_owned())),
@@ -231,7 +239,10 @@ fn validate(
 }
 
 fn not_capable_from() -> (u32, String) {
-    (21606, "The 'From' phone number provided is not a valid, message-capable Twilio phone number.".to_owned())
+    (
+        21606,
+        "The 'From' phone number provided is not a valid, message-capable Twilio phone number.".to_owned(),
+    )
 }
 
 fn accept(account_sid: &str, params: &[(String, String)]) -> FakeMessage {
@@ -347,9 +358,7 @@ fn strip_channel(address: &str) -> &str {
 /// some national formats and rewrites them; the fake is strict so tests catch unnormalised input.
 fn is_e164(number: &str) -> bool {
     let Some(digits) = number.strip_prefix('+') else { return false };
-    (7..=15).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && !digits.starts_with('0')
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
