@@ -1,0 +1,435 @@
+//! The in-memory dispatch index: leases, the ready queues and the timer index.
+//!
+//! One process owns the database file, so nothing here needs to be durable: after a restart the
+//! index is rebuilt from the tables (every lease of the previous process is gone, which releases
+//! its work at once instead of waiting for the leases to expire). Fetching work therefore never
+//! scans or writes the database for orchestrations; it pops instance ids from a queue.
+//!
+//! Memory is what limits how many parked instances one process can hold, so an instance that
+//! only waits for a timer costs one heap entry (due time + boxed id, about 60 bytes with the
+//! allocation); per-instance state exists only while an instance is queued, leased or backing
+//! off. Stale entries (a cancelled timer, a purged instance) are not hunted down: they surface
+//! later as an instance without visible messages, which a fetch skips.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// A granted lease, in microseconds of the store clock.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    token: u64,
+    expires: i64,
+    /// Set while the writer commits under this lease: a pinned lease does not expire, so a
+    /// commit accepted by the writer cannot be overtaken by a redelivery of the same work.
+    pinned: bool,
+}
+
+impl Lease {
+    fn live(&self, now: i64) -> bool {
+        self.pinned || self.expires > now
+    }
+}
+
+/// Orchestration state of one instance; exists only while the instance is queued, leased or
+/// backing off.
+#[derive(Debug, Default)]
+struct InstanceSlot {
+    lease: Option<Lease>,
+    /// In `ready` (entries without this flag are stale and skipped).
+    queued: bool,
+    /// New work arrived while leased: queue again on release even if the commit saw none.
+    dirty: bool,
+    /// Abandoned with a retry delay: not fetchable before this time (a wake-up is scheduled).
+    not_before: i64,
+}
+
+/// The orchestration side of the index.
+#[derive(Default)]
+pub(crate) struct Orchestrations {
+    slots: HashMap<Arc<str>, InstanceSlot>,
+    ready: VecDeque<Arc<str>>,
+    /// (time, instance): the instance may become ready then (a timer is due, a retry delay ends).
+    wakeups: BinaryHeap<Reverse<(i64, Box<str>)>>,
+    /// (time, instance, token): the lease expires then unless renewed (lazily checked).
+    expiries: BinaryHeap<Reverse<(i64, Arc<str>, u64)>>,
+}
+
+/// A fresh orchestration lease.
+pub(crate) struct Granted {
+    pub instance_id: Arc<str>,
+    pub token: u64,
+    pub expires: i64,
+}
+
+impl Orchestrations {
+    /// Records that the instance has visible messages. Returns true when it became ready.
+    pub fn mark_visible(&mut self, instance_id: &str, now: i64) -> bool {
+        let slot = match self.slots.get_mut(instance_id) {
+            Some(slot) => slot,
+            None => self.slots.entry(Arc::from(instance_id)).or_default(),
+        };
+        if slot.lease.is_some() {
+            slot.dirty = true;
+            return false;
+        }
+        if slot.queued || slot.not_before > now {
+            return false;
+        }
+        slot.queued = true;
+        let key = self.slots.get_key_value(instance_id).map(|(k, _)| k.clone()).expect("slot exists");
+        self.ready.push_back(key);
+        true
+    }
+
+    /// Schedules a wake-up (timer due, retry delay over). Returns true when it is the new
+    /// earliest one, so sleeping waiters must recompute their deadline.
+    pub fn add_wakeup(&mut self, at: i64, instance_id: &str) -> bool {
+        let earliest = self.wakeups.peek().is_none_or(|Reverse((t, _))| at < *t);
+        self.wakeups.push(Reverse((at, instance_id.into())));
+        earliest
+    }
+
+    /// Moves due wake-ups and expired leases to the ready queue. Returns true if any became ready.
+    pub fn promote(&mut self, now: i64) -> bool {
+        let mut any = false;
+        while self.wakeups.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Reverse((_, id)) = self.wakeups.pop().expect("peeked");
+            any |= self.mark_visible(&id, now);
+        }
+        while self.expiries.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
+            let Reverse((_, id, token)) = self.expiries.pop().expect("peeked");
+            let Some(slot) = self.slots.get_mut(&id) else { continue };
+            // Only the lease this entry was pushed for, and only if it was not renewed since.
+            if slot.lease.is_some_and(|l| l.token == token && !l.live(now)) {
+                // The holder is presumed dead; its messages are still queued.
+                slot.lease = None;
+                slot.dirty = false;
+                if !slot.queued {
+                    slot.queued = true;
+                    self.ready.push_back(id);
+                    any = true;
+                }
+            }
+        }
+        any
+    }
+
+    /// Leases up to `max` ready instances.
+    pub fn lease(&mut self, max: usize, now: i64, duration: i64, tokens: &dyn Fn() -> u64) -> Vec<Granted> {
+        self.promote(now);
+        let mut out = Vec::new();
+        let expires = now.saturating_add(duration);
+        while out.len() < max {
+            let Some(id) = self.ready.pop_front() else { break };
+            let Some(slot) = self.slots.get_mut(&id) else { continue };
+            if !slot.queued || slot.lease.is_some() {
+                continue; // stale entry
+            }
+            let token = tokens();
+            slot.queued = false;
+            slot.dirty = false;
+            slot.lease = Some(Lease { token, expires, pinned: false });
+            self.expiries.push(Reverse((expires, id.clone(), token)));
+            out.push(Granted { instance_id: id, token, expires });
+        }
+        out
+    }
+
+    /// True when the instance is leased with `token` and the lease is live.
+    pub fn holds(&self, instance_id: &str, token: u64, now: i64) -> bool {
+        self.slots.get(instance_id).and_then(|s| s.lease).is_some_and(|l| l.token == token && l.live(now))
+    }
+
+    /// Pins a live lease for a commit; false if it is not held.
+    pub fn pin(&mut self, instance_id: &str, token: u64, now: i64) -> bool {
+        match self.slots.get_mut(instance_id).and_then(|s| s.lease.as_mut()) {
+            Some(l) if l.token == token && l.live(now) => {
+                l.pinned = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Undoes [`pin`](Self::pin) after a failed commit; the lease keeps its expiry time.
+    pub fn unpin(&mut self, instance_id: &str, token: u64) {
+        if let Some((key, slot)) = self.slots.get_key_value(instance_id)
+            && let Some(l) = slot.lease.filter(|l| l.token == token && l.pinned)
+        {
+            let key = key.clone();
+            self.expiries.push(Reverse((l.expires, key, token)));
+            if let Some(l) = self.slots.get_mut(instance_id).and_then(|s| s.lease.as_mut()) {
+                l.pinned = false;
+            }
+        }
+    }
+
+    /// Extends a live lease. Returns the new expiry, or `None` if the lease is not held.
+    pub fn renew(&mut self, instance_id: &str, token: u64, now: i64, duration: i64) -> Option<i64> {
+        let (key, slot) = self.slots.get_key_value(instance_id)?;
+        let lease = slot.lease.filter(|l| l.token == token && l.live(now))?;
+        let key = key.clone();
+        let expires = now.saturating_add(duration).max(lease.expires);
+        self.expiries.push(Reverse((expires, key, token)));
+        self.slots.get_mut(instance_id)?.lease.as_mut()?.expires = expires;
+        Some(expires)
+    }
+
+    /// Ends a lease. The instance is queued again when it may have work (`has_work`, or work
+    /// arrived during the lease), after `not_before` when that is in the future (a wake-up is
+    /// scheduled for it). Returns true when it was queued now, false also when the lease was
+    /// not held.
+    pub fn release(&mut self, instance_id: &str, token: u64, has_work: bool, not_before: i64, now: i64) -> bool {
+        let Some(slot) = self.slots.get_mut(instance_id) else { return false };
+        if slot.lease.is_none_or(|l| l.token != token) {
+            return false;
+        }
+        slot.lease = None;
+        let has_work = has_work || std::mem::take(&mut slot.dirty);
+        if not_before > now {
+            slot.not_before = not_before;
+            self.add_wakeup(not_before, instance_id);
+            return false;
+        }
+        if has_work {
+            return self.mark_visible(instance_id, now);
+        }
+        if slot.not_before <= now {
+            self.slots.remove(instance_id);
+        }
+        false
+    }
+
+    /// Forgets a purged instance: its lease is revoked (the holder gets `LeaseLost`).
+    pub fn forget(&mut self, instance_id: &str) {
+        self.slots.remove(instance_id);
+    }
+
+    /// True when an instance is ready now (stale queue entries are dropped on the way).
+    pub fn has_ready(&mut self, now: i64) -> bool {
+        self.promote(now);
+        while let Some(id) = self.ready.front() {
+            if self.slots.get(id).is_some_and(|s| s.queued && s.lease.is_none()) {
+                return true;
+            }
+            self.ready.pop_front();
+        }
+        false
+    }
+
+    /// The earliest time something may become ready (a wake-up or a lease expiry).
+    pub fn next_due(&self) -> Option<i64> {
+        let w = self.wakeups.peek().map(|Reverse((t, _))| *t);
+        let e = self.expiries.peek().map(|Reverse((t, _, _))| *t);
+        w.into_iter().chain(e).min()
+    }
+
+    /// Number of scheduled wake-ups (timers), for tests and diagnostics.
+    pub fn wakeup_count(&self) -> usize {
+        self.wakeups.len()
+    }
+}
+
+/// The activity side of the index.
+#[derive(Default)]
+pub(crate) struct Activities {
+    /// Ids of fetchable activities; ids increase with creation, so the first is the oldest.
+    ready: BTreeSet<i64>,
+    leases: HashMap<i64, Lease>,
+    expiries: BinaryHeap<Reverse<(i64, i64, u64)>>,
+    /// (time, id): an abandoned activity becomes fetchable again then.
+    delayed: BinaryHeap<Reverse<(i64, i64)>>,
+}
+
+impl Activities {
+    /// A new (or recovered) activity is fetchable.
+    pub fn add(&mut self, id: i64) {
+        self.ready.insert(id);
+    }
+
+    /// The activity was deleted.
+    pub fn forget(&mut self, id: i64) {
+        self.ready.remove(&id);
+        self.leases.remove(&id);
+    }
+
+    /// Moves due retries and expired leases back to the ready set.
+    pub fn promote(&mut self, now: i64) -> bool {
+        let mut any = false;
+        while self.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Reverse((_, id)) = self.delayed.pop().expect("peeked");
+            if !self.leases.contains_key(&id) {
+                any |= self.ready.insert(id);
+            }
+        }
+        while self.expiries.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
+            let Reverse((_, id, token)) = self.expiries.pop().expect("peeked");
+            if self.leases.get(&id).is_some_and(|s| s.token == token && !s.live(now)) {
+                self.leases.remove(&id);
+                any |= self.ready.insert(id);
+            }
+        }
+        any
+    }
+
+    /// Leases up to `max` of the oldest fetchable activities.
+    pub fn lease(&mut self, max: usize, now: i64, duration: i64, tokens: &dyn Fn() -> u64) -> Vec<(i64, u64, i64)> {
+        self.promote(now);
+        let expires = now.saturating_add(duration);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(id) = self.ready.pop_first() else { break };
+            let token = tokens();
+            self.leases.insert(id, Lease { token, expires, pinned: false });
+            self.expiries.push(Reverse((expires, id, token)));
+            out.push((id, token, expires));
+        }
+        out
+    }
+
+    /// True when the activity is leased with a live lease (any token).
+    pub fn is_leased(&self, id: i64, now: i64) -> bool {
+        self.leases.get(&id).is_some_and(|s| s.live(now))
+    }
+
+    /// Pins a live lease for a completion; false if it is not held.
+    pub fn pin(&mut self, id: i64, token: u64, now: i64) -> bool {
+        match self.leases.get_mut(&id) {
+            Some(s) if s.token == token && s.live(now) => {
+                s.pinned = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Undoes [`pin`](Self::pin) after a failed completion.
+    pub fn unpin(&mut self, id: i64, token: u64) {
+        if let Some(s) = self.leases.get_mut(&id).filter(|s| s.token == token) {
+            s.pinned = false;
+            self.expiries.push(Reverse((s.expires, id, token)));
+        }
+    }
+
+    /// Extends a live lease; `None` if it is not held.
+    pub fn renew(&mut self, id: i64, token: u64, now: i64, duration: i64) -> Option<i64> {
+        let s = self.leases.get_mut(&id).filter(|s| s.token == token && s.live(now))?;
+        s.expires = now.saturating_add(duration).max(s.expires);
+        let expires = s.expires;
+        self.expiries.push(Reverse((expires, id, token)));
+        Some(expires)
+    }
+
+    /// Ends a live lease without completing; the activity is fetchable again at `at`.
+    pub fn abandon(&mut self, id: i64, token: u64, now: i64, at: i64) -> bool {
+        if !self.leases.get(&id).is_some_and(|s| s.token == token && s.live(now)) {
+            return false;
+        }
+        self.leases.remove(&id);
+        if at <= now {
+            self.ready.insert(id);
+        } else {
+            self.delayed.push(Reverse((at, id)));
+        }
+        true
+    }
+
+    /// True when an activity is fetchable now.
+    pub fn has_ready(&mut self, now: i64) -> bool {
+        self.promote(now);
+        !self.ready.is_empty()
+    }
+
+    /// The earliest time an activity may become fetchable.
+    pub fn next_due(&self) -> Option<i64> {
+        let d = self.delayed.peek().map(|Reverse((t, _))| *t);
+        let e = self.expiries.peek().map(|Reverse((t, _, _))| *t);
+        d.into_iter().chain(e).min()
+    }
+}
+
+/// Both sides, behind one mutex (every operation on it is short and never does I/O).
+#[derive(Default)]
+pub(crate) struct Dispatch {
+    pub orch: Orchestrations,
+    pub act: Activities,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn tokens() -> impl Fn() -> u64 {
+        let next = Cell::new(0);
+        move || {
+            next.set(next.get() + 1);
+            next.get()
+        }
+    }
+
+    #[test]
+    fn an_instance_is_leased_once_and_requeued_when_work_arrived_meanwhile() {
+        let t = tokens();
+        let mut o = Orchestrations::default();
+        assert!(o.mark_visible("a", 0));
+        assert!(!o.mark_visible("a", 0), "already queued");
+        let g = o.lease(10, 0, 100, &t);
+        assert_eq!(g.len(), 1);
+        assert!(o.lease(10, 0, 100, &t).is_empty());
+        assert!(!o.mark_visible("a", 1), "leased: remembered as dirty");
+        assert!(o.release("a", g[0].token, false, 0, 2));
+        assert_eq!(o.lease(10, 2, 100, &t).len(), 1);
+    }
+
+    #[test]
+    fn expired_leases_are_redelivered_and_renewals_are_honoured() {
+        let t = tokens();
+        let mut o = Orchestrations::default();
+        o.mark_visible("a", 0);
+        let g = o.lease(1, 0, 10, &t).pop().unwrap();
+        assert_eq!(o.renew("a", g.token, 5, 100), Some(105));
+        assert!(o.lease(1, 50, 10, &t).is_empty(), "renewed lease still live");
+        let g2 = o.lease(1, 105, 10, &t).pop().unwrap();
+        assert_ne!(g2.token, g.token);
+        assert!(!o.holds("a", g.token, 105));
+        assert!(!o.pin("a", g.token, 105));
+        assert!(o.pin("a", g2.token, 106));
+        assert!(o.lease(1, 1000, 10, &t).is_empty(), "pinned leases do not expire");
+        o.unpin("a", g2.token);
+        assert_eq!(o.lease(1, 1000, 10, &t).len(), 1);
+    }
+
+    #[test]
+    fn wakeups_and_retry_delays() {
+        let t = tokens();
+        let mut o = Orchestrations::default();
+        assert!(o.add_wakeup(50, "a"));
+        assert!(!o.add_wakeup(60, "b"));
+        assert_eq!(o.next_due(), Some(50));
+        assert!(!o.has_ready(49));
+        assert!(o.has_ready(50));
+        let g = o.lease(1, 50, 1000, &t).pop().unwrap();
+        assert!(!o.release("a", g.token, true, 80, 51), "backing off");
+        assert!(!o.mark_visible("a", 52), "a message does not cut the delay short");
+        assert!(o.lease(5, 70, 1000, &t).iter().all(|g| &*g.instance_id != "a"));
+        assert_eq!(o.lease(5, 80, 1000, &t).len(), 1);
+    }
+
+    #[test]
+    fn activities_oldest_first_with_leases_and_retries() {
+        let t = tokens();
+        let mut a = Activities::default();
+        for id in [3, 1, 2] {
+            a.add(id);
+        }
+        let got = a.lease(2, 0, 10, &t);
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [1, 2]);
+        assert!(a.abandon(1, got[0].1, 5, 20));
+        assert_eq!(a.lease(5, 5, 10, &t).iter().map(|g| g.0).collect::<Vec<_>>(), [3]);
+        assert_eq!(a.next_due(), Some(10));
+        let again = a.lease(5, 20, 10, &t);
+        assert_eq!(again.iter().map(|g| g.0).collect::<Vec<_>>(), [1, 2, 3], "retry due and leases expired");
+    }
+}

@@ -1,0 +1,296 @@
+//! Read-only connections and the queries they run.
+//!
+//! A few threads each own a read-only connection and take jobs from one queue. In WAL mode a
+//! reader sees the last committed state without blocking the writer or being blocked by it, and
+//! because the in-memory index is only updated after a COMMIT, a reader always sees at least
+//! the state that made an instance ready.
+
+use crate::codec::{self, Db};
+use crate::ops::ActivityRow;
+use durable_core::{HistoryEvent, Payload};
+use durable_store::{
+    ActivityLease, ActivityWorkItem, Cursor, Error, InstancePage, InstanceQuery, InstanceState,
+    MAX_MESSAGES_PER_WORK_ITEM, Message, Result,
+};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value};
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce(&Connection) + Send>;
+
+/// The reader threads.
+pub(crate) struct ReadPool {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl ReadPool {
+    /// Opens `n` read-only connections, each on its own thread.
+    pub fn open(path: &Path, n: usize) -> Result<Self> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
+        for i in 0..n.max(1) {
+            let conn = crate::schema::open_reader(path)?;
+            let rx = rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("durable-sqlite-read-{i}"))
+                .spawn(move || {
+                    loop {
+                        // Holding the lock while blocked is fine: whoever holds it takes the next
+                        // job, and the others could not take one anyway.
+                        let job = rx.lock().recv();
+                        match job {
+                            Ok(job) => job(&conn),
+                            Err(_) => break,
+                        }
+                    }
+                })
+                .map_err(Error::backend)?;
+            threads.push(handle);
+        }
+        Ok(ReadPool { jobs: Mutex::new(Some(tx)), threads: Mutex::new(threads) })
+    }
+
+    /// Runs `f` on a reader thread.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.lock().as_ref().ok_or_else(codec::closed)?.send(job).map_err(|_| codec::closed())?;
+        rx.await.map_err(|_| codec::closed())?
+    }
+
+    /// Stops taking jobs; the threads finish the queued ones and exit. Returns them for joining.
+    pub fn shut_down(&self) -> Vec<JoinHandle<()>> {
+        self.jobs.lock().take();
+        std::mem::take(&mut *self.threads.lock())
+    }
+}
+
+/// Columns of [`instance_row`], prefixed by the input column (or NULL).
+const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, output, failure, custom_status, \
+     created_at, updated_at, completed_at, parent_instance_id, history_len";
+
+fn instance_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
+    Ok(RawInstance {
+        input: r.get(0)?,
+        instance_id: r.get(1)?,
+        name: r.get(2)?,
+        execution_id: r.get(3)?,
+        status: r.get(4)?,
+        output: r.get(5)?,
+        failure: r.get(6)?,
+        custom_status: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        completed_at: r.get(10)?,
+        parent_instance_id: r.get(11)?,
+        history_len: r.get(12)?,
+    })
+}
+
+/// An instance row before its JSON columns are parsed.
+struct RawInstance {
+    instance_id: String,
+    name: String,
+    execution_id: String,
+    status: i64,
+    input: Option<String>,
+    output: Option<String>,
+    failure: Option<String>,
+    custom_status: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    completed_at: Option<i64>,
+    parent_instance_id: Option<String>,
+    history_len: i64,
+}
+
+impl RawInstance {
+    fn parse(self) -> Result<InstanceState> {
+        Ok(InstanceState {
+            instance_id: self.instance_id,
+            name: self.name,
+            execution_id: self.execution_id,
+            status: codec::status_from(self.status)?,
+            input: codec::payload(self.input)?,
+            output: codec::payload(self.output)?,
+            failure: codec::failure(self.failure)?,
+            custom_status: codec::payload(self.custom_status)?,
+            created_at: codec::ts(self.created_at),
+            last_updated_at: codec::ts(self.updated_at),
+            completed_at: self.completed_at.map(codec::ts),
+            parent_instance_id: self.parent_instance_id,
+            history_len: u64::try_from(self.history_len).unwrap_or(0),
+        })
+    }
+}
+
+/// The status row of an instance.
+pub(crate) fn instance(conn: &Connection, instance_id: &str) -> Result<Option<InstanceState>> {
+    let sql = format!("SELECT input, {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?1");
+    let raw = conn.prepare_cached(&sql).db()?.query_row([instance_id], instance_row).optional().db()?;
+    raw.map(RawInstance::parse).transpose()
+}
+
+/// The current execution's history, or `None` when the instance does not exist.
+pub(crate) fn history(conn: &Connection, instance_id: &str) -> Result<Option<Vec<HistoryEvent>>> {
+    let tx = ReadTx::begin(conn)?;
+    let execution: Option<String> = conn
+        .prepare_cached("SELECT execution_id FROM instances WHERE instance_id = ?1")
+        .db()?
+        .query_row([instance_id], |r| r.get(0))
+        .optional()
+        .db()?;
+    let Some(execution) = execution else { return Ok(None) };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT events FROM history WHERE instance_id = ?1 AND execution_id = ?2 ORDER BY first_event_index",
+        )
+        .db()?;
+    let mut rows = stmt.query([instance_id, execution.as_str()]).db()?;
+    let mut events = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let turn: Vec<HistoryEvent> = codec::from_json(row.get_ref(0).db()?.as_str().db()?)?;
+        events.extend(turn);
+    }
+    drop(rows);
+    tx.end()?;
+    Ok(Some(events))
+}
+
+/// The status rows and visible messages (oldest first) of leased instances; `None` for an
+/// instance that vanished or has nothing visible (a stale queue entry).
+pub(crate) fn work(conn: &Connection, ids: &[Arc<str>], now: i64) -> Result<Vec<Option<(InstanceState, Vec<Message>)>>> {
+    let tx = ReadTx::begin(conn)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(state) = instance(conn, id)? else {
+            out.push(None);
+            continue;
+        };
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, execution_id, event FROM messages WHERE instance_id = ?1 \
+                 AND (visible_at IS NULL OR visible_at <= ?2) ORDER BY id LIMIT ?3",
+            )
+            .db()?;
+        let limit = i64::try_from(MAX_MESSAGES_PER_WORK_ITEM).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(rusqlite::params![&**id, now, limit]).db()?;
+        let mut messages = Vec::new();
+        while let Some(row) = rows.next().db()? {
+            let event: HistoryEvent = codec::from_json(row.get_ref(2).db()?.as_str().db()?)?;
+            messages.push(Message { id: row.get(0).db()?, execution_id: row.get(1).db()?, event });
+        }
+        out.push((!messages.is_empty()).then_some((state, messages)));
+    }
+    tx.end()?;
+    Ok(out)
+}
+
+/// One page of `query_instances`.
+pub(crate) fn query(conn: &Connection, q: &InstanceQuery) -> Result<InstancePage> {
+    let mut sql = format!(
+        "SELECT {}, {INSTANCE_COLUMNS} FROM instances WHERE 1",
+        if q.include_input { "input" } else { "NULL" }
+    );
+    let mut args: Vec<Value> = Vec::new();
+    if !q.statuses.is_empty() {
+        let codes: Vec<String> = q.statuses.iter().map(|s| codec::status_code(*s).to_string()).collect();
+        sql.push_str(&format!(" AND status IN ({})", codes.join(",")));
+    }
+    if let Some(name) = &q.name {
+        args.push(Value::Text(name.clone()));
+        sql.push_str(&format!(" AND name = ?{}", args.len()));
+    }
+    if let Some(from) = q.created_from {
+        args.push(Value::Integer(codec::us(from)));
+        sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
+    }
+    if let Some(to) = q.created_to {
+        args.push(Value::Integer(codec::us(to)));
+        sql.push_str(&format!(" AND created_at <= ?{}", args.len()));
+    }
+    if let Some(prefix) = q.instance_id_prefix.as_ref().filter(|p| !p.is_empty()) {
+        // substr/length count characters on both sides, so this is an exact prefix test
+        // (LIKE would be case-insensitive and treat % and _ as wildcards).
+        args.push(Value::Text(prefix.clone()));
+        sql.push_str(&format!(" AND substr(instance_id, 1, length(?{n})) = ?{n}", n = args.len()));
+    }
+    if let Some(token) = &q.continuation {
+        let cursor = Cursor::decode(token)?;
+        args.push(Value::Integer(codec::us(cursor.created_at)));
+        args.push(Value::Text(cursor.instance_id));
+        sql.push_str(&format!(" AND (created_at, instance_id) > (?{}, ?{})", args.len() - 1, args.len()));
+    }
+    let page_size = if q.page_size == 0 { 100 } else { q.page_size };
+    // One extra row tells whether another page exists, so the last page has no continuation.
+    args.push(Value::Integer(i64::try_from(page_size).unwrap_or(i64::MAX).saturating_add(1)));
+    sql.push_str(&format!(" ORDER BY created_at, instance_id LIMIT ?{}", args.len()));
+    let raws: Vec<RawInstance> = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(params_from_iter(args), instance_row)
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    let more = raws.len() > page_size;
+    let instances = raws.into_iter().take(page_size).map(RawInstance::parse).collect::<Result<Vec<_>>>()?;
+    let continuation = match instances.last() {
+        Some(last) if more => {
+            Some(Cursor { created_at: last.created_at, instance_id: last.instance_id.clone() }.encode())
+        }
+        _ => None,
+    };
+    Ok(InstancePage { instances, continuation })
+}
+
+/// Builds an activity work item from a row leased by the writer.
+pub(crate) fn activity_item(row: ActivityRow, token: u64, expires: i64) -> Result<ActivityWorkItem> {
+    Ok(ActivityWorkItem {
+        lease: ActivityLease { activity_id: row.id, token, expires_at: codec::ts(expires) },
+        instance_id: row.instance_id,
+        execution_id: row.execution_id,
+        task_id: row.task_id,
+        name: row.name,
+        input: row.input.map(|t| Payload::from_json(&t)).transpose().map_err(Error::backend)?,
+        attempt: row.attempt,
+    })
+}
+
+/// A read transaction, so multi-statement reads see one snapshot.
+struct ReadTx<'a> {
+    conn: &'a Connection,
+    open: bool,
+}
+
+impl<'a> ReadTx<'a> {
+    fn begin(conn: &'a Connection) -> Result<Self> {
+        conn.prepare_cached("BEGIN").db()?.execute([]).db()?;
+        Ok(ReadTx { conn, open: true })
+    }
+
+    fn end(mut self) -> Result<()> {
+        self.open = false;
+        self.conn.prepare_cached("COMMIT").db()?.execute([]).db().map(drop)
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        // An early return (error or missing row) must not leave the snapshot open: it would pin
+        // the WAL and stop checkpoints.
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The database schema, its migrations and the connection setup.
+//!
+//! The schema is versioned with `PRAGMA user_version`; every migration not yet applied runs at
+//! open, all of them in one transaction, so a crash mid-upgrade leaves the old version intact.
+//!
+//! Only durable state lives here: instances, histories, inboxes (messages and timers) and
+//! activity work items. Leases, the ready queue and the timer index live in memory (see
+//! `dispatch.rs`), which is sound because one process owns the file (see `lib.rs`).
+
+use crate::Synchronous;
+use crate::codec::Db;
+use durable_store::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+/// The schema version this build writes (`PRAGMA user_version`). Bump it when adding a migration.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1.
+///
+/// - `instances` and `history` are `WITHOUT ROWID`: their keys are text, and a rowid table would
+///   store every key twice (table + unique index).
+/// - `history` has one row per committed turn (a JSON array of that turn's events); its primary
+///   key also rejects a second append at the same position.
+/// - `messages` and `activities` keep rowid tables with AUTOINCREMENT: ids must increase with
+///   enqueue order and never be reused (in-memory leases and `consumed` lists refer to them).
+///   Their `(instance_id)` indexes are implicitly ordered by id, which is the inbox order.
+/// - `messages.visible_at` is NULL for immediately visible messages and the due time of timers;
+///   `timer_id` lets `cancelled_timers` delete exactly the right timer.
+const V1: &str = "
+CREATE TABLE instances (
+    instance_id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    input TEXT,
+    output TEXT,
+    failure TEXT,
+    custom_status TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    completed_at INTEGER,
+    parent_instance_id TEXT,
+    parent_execution_id TEXT,
+    parent_task_id INTEGER,
+    history_len INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX instances_by_created ON instances (created_at);
+CREATE INDEX instances_by_parent ON instances (parent_instance_id) WHERE parent_instance_id IS NOT NULL;
+
+CREATE TABLE history (
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    first_event_index INTEGER NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (instance_id, execution_id, first_event_index)
+) WITHOUT ROWID;
+
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT,
+    visible_at INTEGER,
+    timer_id INTEGER,
+    event TEXT NOT NULL
+);
+CREATE INDEX messages_by_instance ON messages (instance_id);
+
+CREATE TABLE activities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_id TEXT NOT NULL,
+    execution_id TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    input TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX activities_by_instance ON activities (instance_id);
+";
+
+/// How long a connection waits for a lock before failing. Only the writer writes, so this
+/// covers checkpoints and external tools (e.g. `sqlite3` reading the file), not contention.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Prepared statements kept per connection; the hot paths use about 30.
+const STATEMENT_CACHE: usize = 64;
+
+/// Opens the write connection: WAL, the requested durability, and the schema up to date.
+pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection> {
+    let conn = Connection::open(path).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Unavailable(format!(
+            "could not switch {} to WAL mode (got '{mode}'); is it on a file system without shared memory support?",
+            path.display()
+        )));
+    }
+    let sync = match synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!("PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;")).db()?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection (run after [`open_writer`], which created the schema).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Applies the missing migrations in one transaction; refuses a schema newer than this build.
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
+    if version > SCHEMA_VERSION {
+        return Err(Error::Unavailable(format!(
+            "database {} has schema version {version}, but this build of durable only knows versions up to \
+             {SCHEMA_VERSION}; upgrade durable (or restore a backup made with this version)",
+            path.display()
+        )));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").db()?;
+    let applied = (|| {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+            conn.execute_batch(sql).db()?;
+            tracing::info!(db = %path.display(), to = i + 1, "applied schema migration");
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()
+    })();
+    match applied {
+        Ok(()) => conn.execute_batch("COMMIT").db(),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_has_a_migration() {
+        assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+}
