@@ -1,0 +1,261 @@
+//! Failure modes and client operations, end to end on a real SQLite file.
+
+mod common;
+
+use common::*;
+use durable_core::{Error, OrchestrationContext, Payload, RuntimeStatus};
+use durable_runtime::Registry;
+use durable_runtime::client::Error as ClientError;
+use durable_store::{CreateInstance, InstanceQuery, PurgeFilter, Store};
+use std::time::Duration;
+
+async fn waits(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+    ctx.wait_for_external_event("Go").await
+}
+
+fn registry() -> Registry {
+    Registry::new()
+        .orchestrator("Waits", waits)
+        .orchestrator("Panics", |_ctx: OrchestrationContext, _: ()| async move {
+            if true {
+                panic!("the orchestrator exploded");
+            }
+            Ok::<(), Error>(())
+        })
+        .orchestrator("CallsMissing", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.call_activity::<(), _>("NoSuchActivity", &()).await
+        })
+        .orchestrator("NeedsNumber", |_ctx: OrchestrationContext, n: u32| async move { Ok::<u32, Error>(n) })
+        .orchestrator("ActivityFails", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.call_activity::<(), _>("Fails", &()).await
+        })
+        .orchestrator("ActivityPanics", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.call_activity::<(), _>("Panics", &()).await
+        })
+        .orchestrator("Parent", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.call_sub_orchestrator_with_id::<String, _>(
+                "Waits",
+                &format!("{}-child", ctx.instance_id()),
+                &(),
+            )
+            .await
+        })
+        .activity("Fails", |_ctx, _: ()| async move { Err::<(), _>(Error::msg("the activity said no")) })
+        .activity("Panics", |_ctx, _: ()| async move {
+            if true {
+                panic!("activity exploded");
+            }
+            Ok::<(), Error>(())
+        })
+}
+
+fn failure(state: &durable_store::InstanceState) -> String {
+    assert_eq!(state.status, RuntimeStatus::Failed, "{state:?}");
+    state.failure.as_ref().unwrap().message.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_end_the_instance_with_a_clear_message_and_nothing_else() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    let healthy = client.start("Waits", &()).await.unwrap();
+
+    let id = client.start("Panics", &()).await.unwrap();
+    assert_eq!(
+        failure(&node.finish(&id).await),
+        "[DT0005] the orchestrator panicked: the orchestrator exploded"
+    );
+
+    let id = client.start("CallsMissing", &()).await.unwrap();
+    assert!(failure(&node.finish(&id).await).starts_with("[DT0003] no activity named 'NoSuchActivity'"));
+
+    let id = client.start("NeedsNumber", &"not a number").await.unwrap();
+    assert!(failure(&node.finish(&id).await).starts_with("[DT0004] the input of orchestrator 'NeedsNumber'"));
+
+    let id = client.start("ActivityFails", &()).await.unwrap();
+    let done = node.finish(&id).await;
+    assert_eq!(failure(&done), "the activity said no");
+    assert_eq!(done.failure.unwrap().error_type, "ActivityError");
+
+    let id = client.start("ActivityPanics", &()).await.unwrap();
+    assert_eq!(failure(&node.finish(&id).await), "[DT0007] the activity panicked: activity exploded");
+
+    // An instance of an orchestrator this node does not know (started by another node).
+    node.store
+        .create_instance(CreateInstance {
+            instance_id: "foreign".into(),
+            name: "Unknown".into(),
+            execution_id: "e1".into(),
+            input: None,
+            parent: None,
+            created_at: jiff::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    assert!(failure(&node.finish("foreign").await).starts_with("[DT0002] no orchestrator named 'Unknown'"));
+
+    // The node kept working through all of it.
+    client.raise_event(&healthy, "Go", "fine").await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&healthy).await), "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_code_is_detected_as_nondeterminism_after_a_restart() {
+    async fn v1(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+        ctx.call_activity::<(), _>("A", &()).await?;
+        ctx.wait_for_external_event("Go").await
+    }
+    async fn v2(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+        ctx.call_activity::<(), _>("B", &()).await?;
+        ctx.wait_for_external_event("Go").await
+    }
+    let ok = |_ctx, _: ()| async move { Ok::<(), Error>(()) };
+    let node = TestNode::start(Registry::new().orchestrator("V", v1).activity("A", ok).activity("B", ok));
+    let id = node.client().start("V", &()).await.unwrap();
+    wait_for_history(&node.client(), &id, "TaskCompleted").await;
+    let node = node.restart(Registry::new().orchestrator("V", v2).activity("A", ok).activity("B", ok)).await;
+    node.client().raise_event(&id, "Go", "x").await.unwrap();
+    let done = node.finish(&id).await;
+    assert_eq!(
+        failure(&done),
+        "[DT0001] nondeterminism: expected ScheduleActivity(\"A\") at position 0, got ScheduleActivity(\"B\")"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_dedupes_and_restart_reuses_finished_ids() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    client.start_with_id("Waits", "single", &()).await.unwrap();
+    let err = client.start_with_id("Waits", "single", &()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::AlreadyExists { status: RuntimeStatus::Pending | RuntimeStatus::Running, .. }
+        ),
+        "{err}"
+    );
+    client.raise_event("single", "Go", "one").await.unwrap();
+    assert_eq!(output::<String>(&node.finish("single").await), "one");
+    // A finished instance may be started again under the same id.
+    client.start_with_id("Waits", "single", &()).await.unwrap();
+    client.raise_event("single", "Go", "two").await.unwrap();
+    assert_eq!(output::<String>(&node.finish("single").await), "two");
+    // Restart: same orchestrator and input under a new id.
+    let again = client.restart("single", true).await.unwrap();
+    assert_ne!(again, "single");
+    assert_eq!(client.status(&again).await.unwrap().unwrap().name, "Waits");
+
+    assert!(matches!(client.start("Nope", &()).await.unwrap_err(), ClientError::UnknownOrchestrator { .. }));
+    assert!(matches!(
+        client.start_with_id("Waits", "a/b", &()).await.unwrap_err(),
+        ClientError::InvalidInstanceId(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raising_events_checks_the_instance() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    assert!(matches!(client.raise_event("missing", "Go", &1).await.unwrap_err(), ClientError::NotFound(_)));
+    let id = client.start("Waits", &()).await.unwrap();
+    client.raise_event(&id, "Go", "x").await.unwrap();
+    node.finish(&id).await;
+    let err = client.raise_event(&id, "Go", "late").await.unwrap_err();
+    assert!(matches!(err, ClientError::InstanceFinished { status: RuntimeStatus::Completed, .. }), "{err}");
+    assert!(matches!(client.raise_event(&id, "", "x").await.unwrap_err(), ClientError::InvalidEventName(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_is_recursive_and_suspend_resume_work() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    let parent = client.start("Parent", &()).await.unwrap();
+    let child = format!("{parent}-child");
+    eventually("the child to run", || async {
+        client.status(&child).await.unwrap().is_some_and(|s| s.status == RuntimeStatus::Running)
+    })
+    .await;
+    client.terminate(&parent, Some("enough")).await.unwrap();
+    let done = node.finish(&parent).await;
+    assert_eq!(done.status, RuntimeStatus::Terminated);
+    assert_eq!(done.output.unwrap().decode::<String>().unwrap(), "enough");
+    assert_eq!(node.finish(&child).await.status, RuntimeStatus::Terminated);
+    assert!(matches!(
+        client.terminate(&parent, None).await.unwrap_err(),
+        ClientError::InstanceFinished { .. }
+    ));
+
+    let id = client.start("Waits", &()).await.unwrap();
+    client.suspend(&id, Some("hold on")).await.unwrap();
+    eventually("suspended", || async {
+        client.status(&id).await.unwrap().unwrap().status == RuntimeStatus::Suspended
+    })
+    .await;
+    assert!(matches!(client.suspend(&id, None).await.unwrap_err(), ClientError::Conflict(_)));
+    client.raise_event(&id, "Go", "while suspended").await.unwrap();
+    wait_for_history(&client, &id, "EventRaised").await;
+    assert_eq!(client.status(&id).await.unwrap().unwrap().status, RuntimeStatus::Suspended);
+    client.resume(&id, None).await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&id).await), "while suspended");
+    let running = client.start("Waits", &()).await.unwrap();
+    assert!(matches!(client.resume(&running, None).await.unwrap_err(), ClientError::Conflict(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_and_list() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    let mut finished = Vec::new();
+    for i in 0..5 {
+        let id = client.start_with_id("Waits", &format!("batch-{i}"), &()).await.unwrap();
+        client.raise_event(&id, "Go", &i.to_string()).await.unwrap();
+        finished.push(id);
+    }
+    for id in &finished {
+        node.finish(id).await;
+    }
+    let running = client.start_with_id("Waits", "other-running", &()).await.unwrap();
+
+    // Paging through everything with a continuation token.
+    let mut seen = Vec::new();
+    let mut query = InstanceQuery { page_size: 2, include_input: true, ..Default::default() };
+    loop {
+        let page = client.list(&query).await.unwrap();
+        seen.extend(page.instances.into_iter().map(|s| s.instance_id));
+        match page.continuation {
+            Some(token) => query.continuation = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6);
+    let prefixed = client
+        .list(&InstanceQuery {
+            instance_id_prefix: Some("batch-".into()),
+            statuses: vec![RuntimeStatus::Completed],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(prefixed.instances.len(), 5);
+
+    assert!(matches!(client.purge(&running, false).await.unwrap_err(), ClientError::Conflict(_)));
+    assert_eq!(client.purge(&finished[0], false).await.unwrap(), 1);
+    assert!(client.status(&finished[0]).await.unwrap().is_none());
+    assert!(matches!(client.purge(&finished[0], false).await.unwrap_err(), ClientError::NotFound(_)));
+    assert_eq!(client.purge_by(&PurgeFilter::default()).await.unwrap(), 4);
+    assert!(client.status(&running).await.unwrap().is_some(), "running instances are not purged by default");
+    assert_eq!(client.purge(&running, true).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_completion_times_out_and_large_payloads_round_trip() {
+    let node = TestNode::start(registry());
+    let client = node.client();
+    let id = client.start("Waits", &()).await.unwrap();
+    let err = client.wait_for_completion(&id, Duration::from_millis(100)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Timeout { .. }));
+    let big = "x".repeat(1 << 20);
+    client.raise_event_raw(&id, "Go", Some(Payload::from_value(&big).unwrap())).await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&id).await).len(), 1 << 20);
+}
