@@ -1,0 +1,184 @@
+//! The Durable Functions compatible HTTP API of **durable**: the only crate that knows the wire
+//! format.
+//!
+//! [`router`] serves:
+//!
+//! - `POST /orchestrators/{functionName}[/{instanceId}]` and the same under `/api` (the
+//!   sample's HttpStart), and the built-in
+//!   `POST /runtime/webhooks/durabletask/orchestrators/{functionName}[/{instanceId}]`, which
+//!   also waits with `?timeout=&pollingInterval=`. All answer `202 Accepted` with `Location`,
+//!   `Retry-After: 10` and the management URLs.
+//! - Under `/runtime/webhooks/durabletask`: `GET /instances/{id}` (status, with
+//!   `showHistory`, `showHistoryOutput`, `showInput`, `returnInternalServerErrorOnFailure`),
+//!   `GET /instances` (paged with `x-ms-continuation-token`), `DELETE /instances/{id}` and
+//!   `DELETE /instances` (purge), and `POST /instances/{id}/` `raiseEvent/{name}`,
+//!   `terminate`, `suspend`, `resume`, `restart`, `rewind` (501).
+//!
+//! Differences from Durable Functions, all deliberate: starting an id that is still running is
+//! `409 Conflict` (not 500); suspending a suspended or resuming a running instance is 409;
+//! purging an unfinished instance needs `force=true`; restart of an unknown instance is 404;
+//! JSON is parsed strictly (`0042` is a 400, not octal 34); unparsable time filters and unknown
+//! `runtimeStatus` names are 400 instead of being ignored. Every error is JSON
+//! `{"error": "<Kind>", "message": "<what to do>"}`.
+//!
+//! Every route requires a system key (`code=` query parameter or `x-functions-key` header)
+//! unless [`HttpOptions::system_keys`] is empty. Logs carry method, path, status and latency
+//! only: never query strings or keys.
+//!
+//! ```no_run
+//! # async fn demo(runtime: durable_runtime::Runtime) -> Result<(), Box<dyn std::error::Error>> {
+//! use durable_http::{HttpOptions, HttpState, router, serve};
+//!
+//! let options = HttpOptions { system_keys: vec!["a-long-random-key".into()], ..HttpOptions::default() };
+//! let state = HttpState::new(runtime.client(), options)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7071").await?;
+//! serve(listener, router(state), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! runtime.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod extract;
+mod handlers;
+mod middleware;
+mod options;
+mod params;
+mod status;
+mod urls;
+
+pub use error::ApiError;
+pub use handlers::CONTINUATION_HEADER;
+pub use middleware::KEY_HEADER;
+pub use options::HttpOptions;
+pub use urls::WEBHOOK_PATH;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use durable_runtime::Client;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// `Content-Type` of every JSON response (Durable Functions sends the charset).
+pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Errors of setting up the HTTP API.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The options are invalid.
+    #[error("invalid HTTP options: {0}")]
+    InvalidOptions(String),
+}
+
+/// What the handlers share: the runtime client and the options. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpState {
+    pub(crate) client: Client,
+    pub(crate) options: Arc<HttpOptions>,
+}
+
+impl HttpState {
+    /// Validates `options` and bundles them with `client`.
+    pub fn new(client: Client, options: HttpOptions) -> Result<Self, Error> {
+        options.validate().map_err(Error::InvalidOptions)?;
+        Ok(HttpState { client, options: Arc::new(options) })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
+    /// The runtime client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The management routes, relative to [`WEBHOOK_PATH`].
+fn webhook_routes() -> Router<HttpState> {
+    use handlers::*;
+    Router::new()
+        .route("/orchestrators/{name}", post(start_builtin))
+        .route("/orchestrators/{name}/{id}", post(start_builtin_with_id))
+        .route("/instances", get(list).delete(purge_many))
+        .route("/instances/", get(list).delete(purge_many))
+        .route("/instances/{id}", get(get_status).delete(purge_one))
+        .route("/instances/{id}/raiseEvent/{event}", post(raise_event))
+        .route("/instances/{id}/terminate", post(terminate))
+        .route("/instances/{id}/suspend", post(suspend))
+        .route("/instances/{id}/resume", post(resume))
+        .route("/instances/{id}/restart", post(restart))
+        .route("/instances/{id}/rewind", post(rewind))
+}
+
+/// The whole API. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
+pub fn router(state: HttpState) -> Router {
+    use handlers::{fallback, start_http, start_http_with_id};
+    let timeout = state.options.request_timeout;
+    Router::new()
+        .route("/orchestrators/{name}", post(start_http))
+        .route("/orchestrators/{name}/{id}", post(start_http_with_id))
+        .route("/api/orchestrators/{name}", post(start_http))
+        .route("/api/orchestrators/{name}/{id}", post(start_http_with_id))
+        .nest(WEBHOOK_PATH, webhook_routes())
+        // ASP.NET routing is case-insensitive and the docs spell it both ways.
+        .nest("/runtime/webhooks/durableTask", webhook_routes())
+        // Only matched routes are guarded: unknown paths are a plain 404 for everyone.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::guard))
+        .fallback(fallback)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::json_errors))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(middleware::make_span)
+                .on_request(())
+                .on_response(middleware::on_response)
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
+/// requests in flight to finish (graceful shutdown).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// A JSON response with our content type.
+pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = (status, bytes).into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "response serialization failed");
+            ApiError::internal().into_response()
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Cross-cutting layers: authentication, task hub check, JSON error bodies, panics and logs.
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::{HttpOptions, HttpState};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Response, header};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tracing::Span;
+
+/// Header carrying the key, as the Functions host accepts it.
+pub const KEY_HEADER: &str = "x-functions-key";
+
+/// Runs before every matched route: checks the key and the task hub.
+pub(crate) async fn guard(
+    State(state): State<HttpState>,
+    req: Request,
+    next: Next,
+) -> axum::response::Response {
+    let params = Params::parse(req.uri().query());
+    if let Err(e) = authorize(&state.options, req.headers(), &params) {
+        return e.into_response();
+    }
+    if let Some(hub) = params.get("taskHub")
+        && !hub.eq_ignore_ascii_case(&state.options.task_hub)
+    {
+        return ApiError::bad_request(format!(
+            "this server serves task hub '{}', not '{}'; use the URLs returned by the start request",
+            state.options.task_hub,
+            hub.escape_debug()
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The key comes from the `x-functions-key` header or else the `code` query parameter (the
+/// header wins when both are present, as with the Functions host).
+fn authorize(
+    options: &HttpOptions,
+    headers: &axum::http::HeaderMap,
+    params: &Params,
+) -> Result<(), ApiError> {
+    if !options.auth_enabled() {
+        return Ok(());
+    }
+    let presented = headers
+        .get(KEY_HEADER)
+        .map(HeaderValue::as_bytes)
+        .filter(|k| !k.is_empty())
+        .or_else(|| params.get("code").map(str::as_bytes));
+    match presented {
+        None => Err(ApiError::unauthorized(
+            "this API requires the system key: pass it as the `code` query parameter (the management URLs returned by a start request include it) or in the `x-functions-key` header",
+        )),
+        Some(key) if key_matches(&options.system_keys, key) => Ok(()),
+        Some(_) => Err(ApiError::unauthorized(
+            "the key is not valid; pass a current system key as the `code` query parameter or in the `x-functions-key` header",
+        )),
+    }
+}
+
+/// Compares against every key in constant time, without stopping at the first match, so the
+/// timing reveals neither which key matched nor how much of one did. (Only a length mismatch
+/// is faster; key lengths are not secret.)
+pub(crate) fn key_matches(keys: &[String], presented: &[u8]) -> bool {
+    let mut matched = subtle::Choice::from(0);
+    for key in keys {
+        matched |= key.as_bytes().ct_eq(presented);
+    }
+    matched.into()
+}
+
+/// Gives every error response without a JSON body (405 from routing, 408 from the timeout
+/// layer, rejections of axum's own extractors) our `{"error", "message"}` body.
+pub(crate) async fn json_errors(
+    State(state): State<HttpState>,
+    req: Request,
+    next: Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let error = ApiError::for_status(
+        status,
+        allow.as_ref().and_then(|a| a.to_str().ok()),
+        state.options.request_timeout.as_millis(),
+    );
+    let mut replaced = error.into_response();
+    if let Some(allow) = allow {
+        replaced.headers_mut().insert(header::ALLOW, allow);
+    }
+    replaced
+}
+
+fn is_json(response: &axum::response::Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+/// A panic in a handler becomes a 500 with our body; the server keeps running.
+pub(crate) fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("a request handler panicked");
+    ApiError::internal().into_response()
+}
+
+/// The span of a request: method and path only. The query string is left out on purpose: it
+/// carries the system key (`code=`).
+pub(crate) fn make_span(req: &Request) -> Span {
+    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+}
+
+/// One line per response: status and latency (method and path come from the span).
+pub(crate) fn on_response(res: &axum::response::Response, latency: Duration, _span: &Span) {
+    let status = res.status().as_u16();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    if res.status().is_server_error() {
+        tracing::warn!(status, latency_ms, "response");
+    } else {
+        tracing::info!(status, latency_ms, "response");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    fn opts(keys: &[&str]) -> HttpOptions {
+        HttpOptions { system_keys: keys.iter().map(|k| (*k).to_owned()).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn any_configured_key_matches_exactly() {
+        let keys = vec!["alpha".to_owned(), "beta-key".to_owned()];
+        assert!(key_matches(&keys, b"alpha"));
+        assert!(key_matches(&keys, b"beta-key"));
+        assert!(!key_matches(&keys, b"alph"));
+        assert!(!key_matches(&keys, b"alphaa"));
+        assert!(!key_matches(&keys, b""));
+        assert!(!key_matches(&[], b""));
+    }
+
+    #[test]
+    fn header_wins_over_query_and_auth_can_be_disabled() {
+        let mut headers = HeaderMap::new();
+        assert!(authorize(&opts(&[]), &headers, &Params::default()).is_ok());
+        let o = opts(&["k1"]);
+        assert_eq!(authorize(&o, &headers, &Params::default()).unwrap_err().status.as_u16(), 401);
+        assert!(authorize(&o, &headers, &Params::parse(Some("code=k1"))).is_ok());
+        headers.insert(KEY_HEADER, HeaderValue::from_static("wrong"));
+        assert!(authorize(&o, &headers, &Params::parse(Some("code=k1"))).is_err());
+        headers.insert(KEY_HEADER, HeaderValue::from_static("k1"));
+        assert!(authorize(&o, &headers, &Params::parse(Some("code=wrong"))).is_ok());
+    }
+}
