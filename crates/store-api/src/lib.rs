@@ -20,6 +20,8 @@
 //!   effects are committed at most once.
 #![warn(missing_docs)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod types;
 mod waiters;
 

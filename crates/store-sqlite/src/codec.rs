@@ -92,8 +92,10 @@ pub(crate) fn payload_text(p: &Option<Payload>) -> Option<&str> {
 
 /// The payload of an optional column text.
 pub(crate) fn payload(text: Option<String>) -> Result<Option<Payload>> {
-    text.map(|t| Payload::from_json(&t).map_err(|e| corrupt(format!("unreadable payload in the database: {e}"))))
-        .transpose()
+    text.map(|t| {
+        Payload::from_json(&t).map_err(|e| corrupt(format!("unreadable payload in the database: {e}")))
+    })
+    .transpose()
 }
 
 /// The column text of an optional failure.

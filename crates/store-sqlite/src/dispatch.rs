@@ -180,7 +180,14 @@ impl Orchestrations {
     /// arrived during the lease), after `not_before` when that is in the future (a wake-up is
     /// scheduled for it). Returns true when it was queued now, false also when the lease was
     /// not held.
-    pub fn release(&mut self, instance_id: &str, token: u64, has_work: bool, not_before: i64, now: i64) -> bool {
+    pub fn release(
+        &mut self,
+        instance_id: &str,
+        token: u64,
+        has_work: bool,
+        not_before: i64,
+        now: i64,
+    ) -> bool {
         let Some(slot) = self.slots.get_mut(instance_id) else { return false };
         if slot.lease.is_none_or(|l| l.token != token) {
             return false;
@@ -274,7 +281,13 @@ impl Activities {
     }
 
     /// Leases up to `max` of the oldest fetchable activities.
-    pub fn lease(&mut self, max: usize, now: i64, duration: i64, tokens: &dyn Fn() -> u64) -> Vec<(i64, u64, i64)> {
+    pub fn lease(
+        &mut self,
+        max: usize,
+        now: i64,
+        duration: i64,
+        tokens: &dyn Fn() -> u64,
+    ) -> Vec<(i64, u64, i64)> {
         self.promote(now);
         let expires = now.saturating_add(duration);
         let mut out = Vec::new();

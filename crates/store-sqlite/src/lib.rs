@@ -59,9 +59,9 @@ mod writer;
 use codec::{dur_us, ts, us_dur};
 use durable_core::HistoryEvent;
 use durable_store::{
-    ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage, InstanceQuery,
-    InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, Store, StoreMetrics,
-    SystemClock, TurnCommit,
+    ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage,
+    InstanceQuery, InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, Store,
+    StoreMetrics, SystemClock, TurnCommit,
 };
 use parking_lot::Mutex;
 use read::ReadPool;
@@ -216,7 +216,13 @@ impl SqliteStore {
     async fn write<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         self.check_open()?;
         let (tx, rx) = oneshot::channel();
-        self.inner.commands.lock().as_ref().ok_or_else(codec::closed)?.send(make(tx)).map_err(|_| codec::closed())?;
+        self.inner
+            .commands
+            .lock()
+            .as_ref()
+            .ok_or_else(codec::closed)?
+            .send(make(tx))
+            .map_err(|_| codec::closed())?;
         rx.await.map_err(|_| codec::closed())?
     }
 
@@ -253,9 +259,12 @@ fn lock_file(db: &Path) -> Result<File> {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| {
-        Error::Unavailable(format!("cannot open the lock file {}: {e}", path.display()))
-    })?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Unavailable(format!("cannot open the lock file {}: {e}", path.display())))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(TryLockError::WouldBlock) => Err(Error::Unavailable(format!(
@@ -317,10 +326,7 @@ impl Store for SqliteStore {
     async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>> {
         self.check_open()?;
         let id = instance_id.to_owned();
-        self.inner
-            .reads
-            .run(move |c| read::history(c, &id)?.ok_or(Error::NotFound { instance_id: id }))
-            .await
+        self.inner.reads.run(move |c| read::history(c, &id)?.ok_or(Error::NotFound { instance_id: id })).await
     }
 
     async fn query_instances(&self, query: &InstanceQuery) -> Result<InstancePage> {
@@ -383,7 +389,9 @@ impl Store for SqliteStore {
                     messages,
                 }),
                 // A stale queue entry (cancelled timer, purged instance): nothing to do.
-                None => requeued |= shared.dispatch.lock().orch.release(&g.instance_id, g.token, false, 0, now),
+                None => {
+                    requeued |= shared.dispatch.lock().orch.release(&g.instance_id, g.token, false, 0, now)
+                }
             }
         }
         if requeued {
@@ -396,7 +404,11 @@ impl Store for SqliteStore {
         self.write(|tx| Command::Commit(Box::new(commit), tx)).await
     }
 
-    async fn abandon_orchestration_work(&self, lease: &OrchestrationLease, retry_after: Duration) -> Result<()> {
+    async fn abandon_orchestration_work(
+        &self,
+        lease: &OrchestrationLease,
+        retry_after: Duration,
+    ) -> Result<()> {
         self.check_open()?;
         let shared = self.shared();
         let now = shared.now();
@@ -420,9 +432,18 @@ impl Store for SqliteStore {
     ) -> Result<OrchestrationLease> {
         self.check_open()?;
         let now = self.shared().now();
-        let expires = self.shared().dispatch.lock().orch.renew(&lease.instance_id, lease.token, now, dur_us(lease_duration));
+        let expires = self.shared().dispatch.lock().orch.renew(
+            &lease.instance_id,
+            lease.token,
+            now,
+            dur_us(lease_duration),
+        );
         let expires = expires.ok_or(Error::LeaseLost)?;
-        Ok(OrchestrationLease { instance_id: lease.instance_id.clone(), token: lease.token, expires_at: ts(expires) })
+        Ok(OrchestrationLease {
+            instance_id: lease.instance_id.clone(),
+            token: lease.token,
+            expires_at: ts(expires),
+        })
     }
 
     async fn wait_for_orchestration_work(&self, max_wait: Duration) {
@@ -430,7 +451,11 @@ impl Store for SqliteStore {
         self.wait(notify, max_wait, |d, now| (d.orch.has_ready(now), d.orch.next_due())).await;
     }
 
-    async fn fetch_activity_work(&self, max: usize, lease_duration: Duration) -> Result<Vec<ActivityWorkItem>> {
+    async fn fetch_activity_work(
+        &self,
+        max: usize,
+        lease_duration: Duration,
+    ) -> Result<Vec<ActivityWorkItem>> {
         self.check_open()?;
         let shared = self.shared();
         let now = shared.now();
@@ -480,10 +505,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn renew_activity_lease(&self, lease: &ActivityLease, lease_duration: Duration) -> Result<ActivityLease> {
+    async fn renew_activity_lease(
+        &self,
+        lease: &ActivityLease,
+        lease_duration: Duration,
+    ) -> Result<ActivityLease> {
         self.check_open()?;
         let now = self.shared().now();
-        let expires = self.shared().dispatch.lock().act.renew(lease.activity_id, lease.token, now, dur_us(lease_duration));
+        let expires = self.shared().dispatch.lock().act.renew(
+            lease.activity_id,
+            lease.token,
+            now,
+            dur_us(lease_duration),
+        );
         let expires = expires.ok_or(Error::LeaseLost)?;
         Ok(ActivityLease { activity_id: lease.activity_id, token: lease.token, expires_at: ts(expires) })
     }

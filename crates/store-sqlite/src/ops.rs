@@ -151,11 +151,22 @@ impl Ctx<'_> {
     pub fn create(&self, fx: &mut Effects, req: &CreateInstance) -> Result<()> {
         if let Some(existing) = self.head(&req.instance_id)? {
             if !existing.status.is_terminal() {
-                return Err(Error::AlreadyExists { instance_id: req.instance_id.clone(), status: existing.status });
+                return Err(Error::AlreadyExists {
+                    instance_id: req.instance_id.clone(),
+                    status: existing.status,
+                });
             }
             let id = req.instance_id.as_str();
-            self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
-            self.conn.prepare_cached("DELETE FROM messages WHERE instance_id = ?1").db()?.execute([id]).db()?;
+            self.conn
+                .prepare_cached("DELETE FROM history WHERE instance_id = ?1")
+                .db()?
+                .execute([id])
+                .db()?;
+            self.conn
+                .prepare_cached("DELETE FROM messages WHERE instance_id = ?1")
+                .db()?
+                .execute([id])
+                .db()?;
             self.delete_activities(fx, id, true)?;
         }
         let created = codec::us(req.created_at);
@@ -237,7 +248,8 @@ impl Ctx<'_> {
                 head.history_len
             )));
         }
-        let mut del = self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
+        let mut del =
+            self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
         for m in &c.consumed {
             del.execute(params![m, id]).db()?;
         }
@@ -281,7 +293,8 @@ impl Ctx<'_> {
             )
             .db()?;
         for a in &c.activities {
-            ins.execute(params![id, c.execution_id, a.task_id, a.name, codec::payload_text(&a.input)]).db()?;
+            ins.execute(params![id, c.execution_id, a.task_id, a.name, codec::payload_text(&a.input)])
+                .db()?;
             fx.activities.push(self.conn.last_insert_rowid());
         }
         for t in &c.timers {
@@ -290,7 +303,9 @@ impl Ctx<'_> {
         }
         let mut cancel = self
             .conn
-            .prepare_cached("DELETE FROM messages WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3")
+            .prepare_cached(
+                "DELETE FROM messages WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3",
+            )
             .db()?;
         for t in &c.cancelled_timers {
             cancel.execute(params![id, c.execution_id, t]).db()?;
@@ -307,7 +322,11 @@ impl Ctx<'_> {
         if let Some(next) = &c.continue_as_new {
             self.continue_as_new(fx, id, &head, next, c)?;
         } else if c.status.is_terminal() {
-            self.conn.prepare_cached("DELETE FROM messages WHERE instance_id = ?1").db()?.execute([id]).db()?;
+            self.conn
+                .prepare_cached("DELETE FROM messages WHERE instance_id = ?1")
+                .db()?
+                .execute([id])
+                .db()?;
             self.delete_activities(fx, id, true)?;
             fx.finished.push(id.to_owned());
         }
@@ -327,13 +346,20 @@ impl Ctx<'_> {
 
     /// A sub-orchestration id is held by an unfinished instance: the parent learns it through
     /// `SubOrchestrationFailed` instead of the whole turn failing.
-    fn fail_to_parent(&self, fx: &mut Effects, child: &CreateInstance, e: &Error, c: &TurnCommit) -> Result<()> {
+    fn fail_to_parent(
+        &self,
+        fx: &mut Effects,
+        child: &CreateInstance,
+        e: &Error,
+        c: &TurnCommit,
+    ) -> Result<()> {
         let Some(parent) = &child.parent else {
             tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent already exists");
             return Ok(());
         };
         let failure = FailureDetails::new("InstanceAlreadyExists", e.to_string());
-        let event = HistoryEvent::new(c.now, EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure });
+        let event =
+            HistoryEvent::new(c.now, EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure });
         self.deliver(
             fx,
             &NewMessage {
@@ -362,13 +388,19 @@ impl Ctx<'_> {
             .db()?;
         self.delete_activities(fx, id, true)?;
         self.conn
-            .prepare_cached("UPDATE instances SET execution_id = ?2, input = ?3, history_len = 0 WHERE instance_id = ?1")
+            .prepare_cached(
+                "UPDATE instances SET execution_id = ?2, input = ?3, history_len = 0 WHERE instance_id = ?1",
+            )
             .db()?
             .execute(params![id, next.execution_id, codec::payload_text(&next.input)])
             .db()?;
         let start = HistoryEvent::new(
             c.now,
-            EventKind::ExecutionStarted { name: head.name.clone(), input: next.input.clone(), parent: head.parent.clone() },
+            EventKind::ExecutionStarted {
+                name: head.name.clone(),
+                input: next.input.clone(),
+                parent: head.parent.clone(),
+            },
         );
         let kept: Vec<i64> = self
             .conn
@@ -407,7 +439,9 @@ impl Ctx<'_> {
         fx.pinned_activity = Some((lease.activity_id, lease.token));
         let row: Option<(String, String, u32)> = self
             .conn
-            .prepare_cached("DELETE FROM activities WHERE id = ?1 RETURNING instance_id, execution_id, task_id")
+            .prepare_cached(
+                "DELETE FROM activities WHERE id = ?1 RETURNING instance_id, execution_id, task_id",
+            )
             .db()?
             .query_row([lease.activity_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()
@@ -416,7 +450,9 @@ impl Ctx<'_> {
         fx.removed_activities.push(lease.activity_id);
         fx.activity_completions += 1;
         let kind = match outcome {
-            ActivityOutcome::Completed(result) => EventKind::TaskCompleted { task_id, result: result.clone() },
+            ActivityOutcome::Completed(result) => {
+                EventKind::TaskCompleted { task_id, result: result.clone() }
+            }
             ActivityOutcome::Failed(failure) => EventKind::TaskFailed { task_id, failure: failure.clone() },
         };
         let event = HistoryEvent::new(codec::ts(self.now), kind);
@@ -459,7 +495,12 @@ impl Ctx<'_> {
 
     /// Deletes one instance's rows. Returns whether it existed.
     fn delete_instance(&self, fx: &mut Effects, id: &str) -> Result<bool> {
-        let existed = self.conn.prepare_cached("DELETE FROM instances WHERE instance_id = ?1").db()?.execute([id]).db()?;
+        let existed = self
+            .conn
+            .prepare_cached("DELETE FROM instances WHERE instance_id = ?1")
+            .db()?
+            .execute([id])
+            .db()?;
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
         self.conn.prepare_cached("DELETE FROM messages WHERE instance_id = ?1").db()?.execute([id]).db()?;
         self.delete_activities(fx, id, false)?;
@@ -469,7 +510,10 @@ impl Ctx<'_> {
 
     /// `purge_instance`: the instance and, recursively, its sub-orchestrations.
     pub fn purge(&self, fx: &mut Effects, root: &str) -> Result<u64> {
-        let mut children = self.conn.prepare_cached("SELECT instance_id FROM instances WHERE parent_instance_id = ?1").db()?;
+        let mut children = self
+            .conn
+            .prepare_cached("SELECT instance_id FROM instances WHERE parent_instance_id = ?1")
+            .db()?;
         let mut seen = HashSet::new();
         let mut todo = vec![root.to_owned()];
         let mut count = 0;

@@ -168,9 +168,12 @@ pub(crate) fn history(conn: &Connection, instance_id: &str) -> Result<Option<Vec
     Ok(Some(events))
 }
 
+/// A leased instance's status row and visible messages.
+pub(crate) type Work = (InstanceState, Vec<Message>);
+
 /// The status rows and visible messages (oldest first) of leased instances; `None` for an
 /// instance that vanished or has nothing visible (a stale queue entry).
-pub(crate) fn work(conn: &Connection, ids: &[Arc<str>], now: i64) -> Result<Vec<Option<(InstanceState, Vec<Message>)>>> {
+pub(crate) fn work(conn: &Connection, ids: &[Arc<str>], now: i64) -> Result<Vec<Option<Work>>> {
     let tx = ReadTx::begin(conn)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {

@@ -86,7 +86,12 @@ fn execute(ctx: &Ctx<'_>, cmd: Command, fx: &mut Effects) -> Answer {
 }
 
 /// The writer thread's loop; returns when every sender is gone and the queue is drained.
-pub(crate) fn run(conn: Connection, mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>, max_batch: usize) {
+pub(crate) fn run(
+    conn: Connection,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+) {
     let mut batch = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -172,9 +177,10 @@ fn savepoint(conn: &Connection, sql: &str) -> Result<()> {
 fn reject(cmd: Command, msg: &str) {
     let err = || Error::Backend(msg.to_owned().into());
     match cmd {
-        Command::Create(_, tx) | Command::Send(_, _, tx) | Command::Commit(_, tx) | Command::Complete(_, _, tx) => {
-            Answer::Unit(tx, Err(err()))
-        }
+        Command::Create(_, tx)
+        | Command::Send(_, _, tx)
+        | Command::Commit(_, tx)
+        | Command::Complete(_, _, tx) => Answer::Unit(tx, Err(err())),
         Command::LeaseActivities(_, tx) => Answer::Rows(tx, Err(err())),
         Command::Purge(_, tx) | Command::PurgeMatching(_, tx) => Answer::Count(tx, Err(err())),
     }
