@@ -1,0 +1,7 @@
+//! The HTTP API against a real runtime on a real SQLite store, through `oneshot`.
+
+mod lifecycle;
+mod security;
+mod start;
+mod status;
+mod support;
