@@ -1,0 +1,207 @@
+//! `durable serve`: configuration assembly and the node's lifetime.
+
+use crate::args::{DurabilityArg, LogFormat, ServeArgs};
+use anyhow::{Context, Result, bail};
+use durable_phone_verification::{DevOutbox, SmsSender, TwilioSender, VerificationKey, VerificationOptions};
+use durable_server::{Durability, Server, ServerOptions};
+use durable_twilio::{TwilioClient, TwilioConfig};
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Environment variable of the HTTP API's system key.
+pub const SYSTEM_KEY_ENV: &str = "DURABLE_SYSTEM_KEY";
+/// Environment variable of the verification MAC key (64 hex digits).
+pub const VERIFICATION_KEY_ENV: &str = "DURABLE_VERIFICATION_KEY";
+/// File of the verification MAC key inside the data directory.
+pub const VERIFICATION_KEY_FILE: &str = "verification.key";
+
+/// The config file: every section optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: Option<ServerOptions>,
+    #[serde(default)]
+    pub verification: Option<VerificationOptions>,
+    #[serde(default)]
+    pub twilio: Option<TwilioSection>,
+}
+
+/// `[twilio]` in the config file (same names as the environment variables, in snake case).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSection {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<String>,
+    pub phone_number: Option<String>,
+    pub api_base_url: Option<String>,
+}
+
+/// Everything `serve` runs with, after merging flags, environment, file and defaults.
+pub struct Settings {
+    pub server: ServerOptions,
+    pub verification: VerificationOptions,
+    pub twilio: Option<TwilioConfig>,
+}
+
+pub fn settings(args: &ServeArgs) -> Result<Settings> {
+    let file: FileConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut server = file.server.unwrap_or_default();
+    if let Some(bind) = args.bind {
+        server.bind = bind;
+    }
+    if let Some(port) = args.port {
+        server.port = port;
+    }
+    if let Some(dir) = &args.data_dir {
+        server.data_dir = dir.clone();
+    }
+    if let Some(d) = args.durability {
+        server.durability = match d {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Normal => Durability::Normal,
+        };
+    }
+    if args.no_auth {
+        server.allow_no_auth = true;
+    }
+    if args.trust_forwarded_headers {
+        server.http.trust_forwarded_headers = true;
+    }
+    if let Some(hub) = &args.task_hub {
+        server.http.task_hub = hub.clone();
+    }
+    if let Ok(key) = std::env::var(SYSTEM_KEY_ENV)
+        && !key.trim().is_empty()
+    {
+        server.http.system_keys = vec![key.trim().to_owned()];
+    }
+    if server.allow_no_auth {
+        server.http.system_keys.clear();
+    }
+
+    let mut verification = file.verification.unwrap_or_default();
+    if let Some(w) = &args.verification_window {
+        verification.window = durable_phone_verification::parse_duration(w).map_err(anyhow::Error::msg)?;
+    }
+    if let Some(a) = args.verification_attempts {
+        verification.attempts = a;
+    }
+    if let Some(d) = args.code_digits {
+        verification.code_digits = d;
+    }
+    verification.validate().map_err(anyhow::Error::msg)?;
+
+    let section = file.twilio.unwrap_or_default();
+    let account_sid = args.twilio_account_sid.clone().or(section.account_sid);
+    let auth_token = std::env::var("TwilioAuthToken").ok().filter(|t| !t.is_empty()).or(section.auth_token);
+    let phone_number = args.twilio_phone_number.clone().or(section.phone_number);
+    let base_url = args.twilio_base_url.clone().or(section.api_base_url);
+    let twilio = match (account_sid, auth_token, phone_number) {
+        (None, None, None) => None,
+        (Some(sid), Some(token), Some(from)) => {
+            let mut config = TwilioConfig::new(sid, token, from);
+            if let Some(url) = base_url {
+                config = config.with_base_url(url);
+            }
+            config.validate().context("invalid Twilio settings")?;
+            Some(config)
+        }
+        (sid, token, from) => {
+            let missing: Vec<&str> = [
+                sid.is_none().then_some("TwilioAccountSid"),
+                token.is_none().then_some("TwilioAuthToken"),
+                from.is_none().then_some("TwilioPhoneNumber"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            bail!("Twilio is partly configured: also set {}", missing.join(" and "));
+        }
+    };
+    Ok(Settings { server, verification, twilio })
+}
+
+fn verification_key(data_dir: &Path) -> Result<VerificationKey> {
+    match std::env::var(VERIFICATION_KEY_ENV) {
+        Ok(hex) if !hex.trim().is_empty() => {
+            VerificationKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("{VERIFICATION_KEY_ENV}: {e}"))
+        }
+        _ => {
+            let path = data_dir.join(VERIFICATION_KEY_FILE);
+            VerificationKey::load_or_create(&path)
+                .with_context(|| format!("cannot use the verification key {}", path.display()))
+        }
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let settings = settings(&args)?;
+    let data_dir = settings.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let key = verification_key(&data_dir)?;
+    let sms: Arc<dyn SmsSender> = match settings.twilio {
+        Some(config) => {
+            Arc::new(TwilioSender::new(TwilioClient::new(config).context("invalid Twilio settings")?))
+        }
+        None => {
+            tracing::warn!(
+                "Twilio is NOT configured (set TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber): \
+                 verification SMS go to the development outbox instead; see them with `durable outbox --data-dir {}`",
+                data_dir.display()
+            );
+            Arc::new(DevOutbox::new(&data_dir))
+        }
+    };
+    let sms_description = sms.describe();
+    let registry = durable_phone_verification::register(
+        durable_runtime::Registry::new(),
+        sms,
+        key,
+        settings.verification.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    if settings.server.allow_no_auth {
+        tracing::warn!(
+            "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
+        );
+    }
+    let server = Server::start(settings.server, registry).await?;
+    tracing::info!(
+        addr = %server.local_addr(),
+        data_dir = %data_dir.display(),
+        sms = %sms_description,
+        window_secs = settings.verification.window.as_secs(),
+        attempts = settings.verification.attempts,
+        code_digits = settings.verification.code_digits,
+        "durable serve is ready; the system key is in {}/system.key unless DURABLE_SYSTEM_KEY is set (`durable key` prints it)",
+        data_dir.display()
+    );
+    // One machine-readable line on stdout, for scripts and tests that bind port 0.
+    println!("listening on http://{}", server.local_addr());
+    server.run_until_signal().await;
+    tracing::info!("stopped");
+    Ok(())
+}

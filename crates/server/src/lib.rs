@@ -1,0 +1,225 @@
+//! A **durable** node as a library: an embedded SQLite store in a data directory, the runtime
+//! and the Durable Functions compatible HTTP API, started in a few lines. `durable serve` is this
+//! library with the phone-verification sample registered.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use durable_core::{Error, OrchestrationContext};
+//! use durable_runtime::Registry;
+//! use durable_server::{Server, ServerOptions};
+//!
+//! async fn hello(ctx: OrchestrationContext, name: String) -> Result<String, Error> {
+//!     ctx.call_activity("Greet", &name).await
+//! }
+//!
+//! let registry = Registry::new()
+//!     .orchestrator("Hello", hello)
+//!     .activity("Greet", |_ctx, name: String| async move { Ok::<_, Error>(format!("Hello, {name}!")) });
+//! let server = Server::start(ServerOptions::default(), registry).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run_until_signal().await;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod keys;
+
+use durable_http::{HttpOptions, HttpState};
+use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
+use durable_store::Store;
+use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "durable.db";
+
+/// Errors of starting a server; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is wrong.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The data directory or a key file could not be used.
+    #[error("{what} ({path}): {source}")]
+    Io {
+        /// What we tried to do.
+        what: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] durable_store::Error),
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}; pick another --port or --bind")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// SQLite durability setting, as configured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL` (default): survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash; may lose the last commits on power loss.
+    Normal,
+}
+
+/// Everything a node needs. Serde-friendly so it can come from a config file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerOptions {
+    /// Address to listen on (default 127.0.0.1: expose it deliberately).
+    pub bind: IpAddr,
+    /// Port (default 7071, like the Functions host; 0 picks a free one).
+    pub port: u16,
+    /// Directory of the database and key files (created on first start).
+    pub data_dir: PathBuf,
+    /// SQLite durability.
+    pub durability: Durability,
+    /// HTTP API settings. When `system_keys` is empty and `allow_no_auth` is false, the key in
+    /// `<data_dir>/system.key` is used (generated on first start).
+    pub http: HttpOptions,
+    /// Serve without authentication (only for local experiments).
+    pub allow_no_auth: bool,
+    /// Runtime settings.
+    pub runtime: RuntimeOptions,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 7071,
+            data_dir: PathBuf::from("durable-data"),
+            durability: Durability::Full,
+            http: HttpOptions::default(),
+            allow_no_auth: false,
+            runtime: RuntimeOptions::default(),
+        }
+    }
+}
+
+/// A running node.
+pub struct Server {
+    local_addr: SocketAddr,
+    runtime: Runtime,
+    store: Arc<dyn Store>,
+    http: JoinHandle<()>,
+    stop_http: CancellationToken,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// Creates the data directory, opens the store, starts the runtime and the HTTP listener.
+    pub async fn start(mut options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
+            what: "cannot create the data directory",
+            path: options.data_dir.clone(),
+            source,
+        })?;
+        if options.http.system_keys.is_empty() && !options.allow_no_auth {
+            let key = keys::load_or_create_system_key(&options.data_dir)?;
+            options.http.system_keys.push(key);
+        }
+        options.runtime.validate().map_err(Error::Config)?;
+        let mut store_options = SqliteStoreOptions::new(options.data_dir.join(DATABASE_FILE));
+        store_options.synchronous = match options.durability {
+            Durability::Full => Synchronous::Full,
+            Durability::Normal => Synchronous::Normal,
+        };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(store_options)?);
+        let runtime = Runtime::start(store.clone(), registry, options.runtime.clone())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let state = HttpState::new(runtime.client(), options.http.clone())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let addr = SocketAddr::new(options.bind, options.port);
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        let stop_http = CancellationToken::new();
+        let stop = stop_http.clone();
+        let router = durable_http::router(state);
+        let http = tokio::spawn(async move {
+            if let Err(e) = durable_http::serve(listener, router, stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        Ok(Server { local_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+    }
+
+    /// The address the HTTP API listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    /// An in-process client.
+    pub fn client(&self) -> Client {
+        self.runtime.client()
+    }
+
+    /// The runtime (metrics, registry).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Stops accepting requests, finishes in-flight ones, drains the runtime and closes the
+    /// store (everything acknowledged is durable).
+    pub async fn shutdown(self) {
+        self.stop_http.cancel();
+        let _ = self.http.await;
+        self.runtime.shutdown().await;
+        if let Err(e) = self.store.close().await {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
