@@ -47,6 +47,7 @@ mod handlers;
 mod middleware;
 mod options;
 mod params;
+mod serve;
 mod status;
 mod urls;
 
@@ -54,6 +55,7 @@ pub use error::ApiError;
 pub use handlers::CONTINUATION_HEADER;
 pub use middleware::KEY_HEADER;
 pub use options::HttpOptions;
+pub use serve::{ServeOptions, serve, serve_with};
 pub use urls::WEBHOOK_PATH;
 
 use axum::Router;
@@ -62,7 +64,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use durable_runtime::Client;
 use serde::Serialize;
-use std::future::Future;
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -156,16 +157,6 @@ pub fn router(state: HttpState) -> Router {
                 .on_failure(()),
         )
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and waits for
-/// requests in flight to finish (graceful shutdown).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }
 
 /// A JSON response with our content type.

@@ -91,7 +91,8 @@ impl HttpOptions {
     }
 }
 
-mod duration_ms {
+/// Durations as whole milliseconds in config files.
+pub(crate) mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -2,6 +2,7 @@
 
 mod lifecycle;
 mod security;
+mod serve;
 mod start;
 mod status;
 mod support;
