@@ -95,7 +95,8 @@ mod tests {
         assert_eq!(json_payload(b"  \n").unwrap(), None);
         assert_eq!(json_payload(b" 42 ").unwrap().unwrap().as_str(), "42");
         assert_eq!(json_payload(b"\xEF\xBB\xBF\"0042\"").unwrap().unwrap().as_str(), "\"0042\"");
-        for bad in [&b"0042"[..], b"{", b"1 2", b"'x'", b"\xff", b"NaN"] {
+        let deep = "[".repeat(10_000);
+        for bad in [&b"0042"[..], b"{", b"1 2", b"'x'", b"\xff", b"NaN", deep.as_bytes()] {
             let e = json_payload(bad).unwrap_err();
             assert_eq!(e.kind, "InvalidJson");
             assert!(e.message.contains("send 42 or \"0042\""), "{}", e.message);

@@ -18,6 +18,9 @@ use std::time::Duration;
 /// Request and response header of list paging.
 pub const CONTINUATION_HEADER: &str = "x-ms-continuation-token";
 
+/// Largest page `GET /instances` returns, whatever `top` asks for.
+const MAX_PAGE: usize = 1000;
+
 type Result<T = Response> = std::result::Result<T, ApiError>;
 
 // ------------------------------------------------------------------------------------ start
@@ -192,12 +195,16 @@ pub(crate) async fn list(State(state): State<HttpState>, params: Params, headers
     };
     let page_size = match params.get("top") {
         None => 100,
+        // Larger pages are cut to the maximum rather than refused: clients follow the
+        // continuation token anyway.
         Some(top) => {
-            top.trim().parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                ApiError::bad_request(
-                    "top must be a whole number from 1 to 1000 (the page size; default 100)",
-                )
-            })?
+            top.trim().parse::<usize>().ok().filter(|n| *n >= 1).map(|n| n.min(MAX_PAGE)).ok_or_else(
+                || {
+                    ApiError::bad_request(
+                        "top must be a whole number of at least 1 (the page size; default 100)",
+                    )
+                },
+            )?
         }
     };
     let continuation = match headers.get(CONTINUATION_HEADER) {

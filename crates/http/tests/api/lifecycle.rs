@@ -43,6 +43,17 @@ async fn raise_event_checks_404_then_410_then_content_type_then_json() {
 }
 
 #[tokio::test]
+async fn event_hooks_reject_data_with_400() {
+    let app = App::start();
+    let id = app.start_instance("Hooked", Some("h1"), "null").await;
+    let uri = format!("{}/raiseEvent/Guess", instance_path(&id));
+    let message = app.post(&uri, "\"1234\"").await.error(400, "InvalidInput");
+    assert!(message.contains("must be a number"), "{message}");
+    assert_eq!(app.post(&uri, "1234").await.status, StatusCode::ACCEPTED);
+    assert_eq!(app.finish(&id).await.output.unwrap().as_str(), "1234");
+}
+
+#[tokio::test]
 async fn pending_instances_accept_events_and_early_events_are_buffered() {
     let app = App::start();
     // Raised right after the start, probably before the first turn: buffered, not lost.

@@ -187,6 +187,9 @@ async fn lists_page_with_the_continuation_header_and_filter() {
     app.get(&format!("{list}?runtimeStatus=Runing")).await.error(400, "BadRequest");
     app.get(&format!("{list}?createdTimeFrom=last-week")).await.error(400, "BadRequest");
     app.get(&format!("{list}?top=0")).await.error(400, "BadRequest");
+    app.get(&format!("{list}?top=many")).await.error(400, "BadRequest");
+    let r = app.get(&format!("{list}?top=100000")).await;
+    assert_eq!(r.status, StatusCode::OK, "oversized pages are capped, not refused");
     let request =
         App::request(Method::GET, list).header("x-ms-continuation-token", "zz").body(Body::empty()).unwrap();
     app.send(request).await.error(400, "BadRequest");

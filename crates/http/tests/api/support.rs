@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use durable_core::{Error, OrchestrationContext, RuntimeStatus};
 use durable_http::{HttpOptions, HttpState, router};
-use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
+use durable_runtime::{Client, EventHook, Registry, Runtime, RuntimeOptions};
 use durable_store::InstanceState;
 use durable_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use http_body_util::BodyExt;
@@ -53,6 +53,18 @@ async fn double(ctx: OrchestrationContext, n: i64) -> Result<i64, Error> {
     ctx.call_activity("DoubleIt", &n).await
 }
 
+/// Waits for an event named "Guess", which an event hook only lets through as a number.
+async fn hooked(ctx: OrchestrationContext, _input: Value) -> Result<Value, Error> {
+    ctx.wait_for_external_event::<Value>("Guess").await
+}
+
+fn guess_hook() -> EventHook {
+    Arc::new(|_instance, data| match data {
+        Some(p) if p.decode::<u32>().is_ok() => Ok(Some(p)),
+        _ => Err("a guess must be a number from 0 to 4294967295".to_owned()),
+    })
+}
+
 pub fn registry() -> Registry {
     Registry::new()
         .orchestrator("WaitForAnswer", wait_for_answer)
@@ -60,6 +72,8 @@ pub fn registry() -> Registry {
         .orchestrator("LongTimer", long_timer)
         .orchestrator("Echo", echo)
         .orchestrator("Double", double)
+        .orchestrator("Hooked", hooked)
+        .with_event_hook("Hooked", "Guess", guess_hook())
         .activity("DoubleIt", |_ctx, n: i64| async move { Ok::<_, Error>(n * 2) })
 }
 
