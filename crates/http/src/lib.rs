@@ -18,12 +18,16 @@
 //! `409 Conflict` (not 500); suspending a suspended or resuming a running instance is 409;
 //! purging an unfinished instance needs `force=true`; restart of an unknown instance is 404;
 //! JSON is parsed strictly (`0042` is a 400, not octal 34); unparsable time filters and unknown
-//! `runtimeStatus` names are 400 instead of being ignored. Every error is JSON
-//! `{"error": "<Kind>", "message": "<what to do>"}`.
+//! `runtimeStatus` names are 400 instead of being ignored (`Canceled`, which is never produced,
+//! is accepted and matches nothing); a `taskHub` other than ours is a 400. Every error is JSON
+//! `{"error": "<Kind>", "message": "<what to do>"}`, and every response carries
+//! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!
 //! Every route requires a system key (`code=` query parameter or `x-functions-key` header)
 //! unless [`HttpOptions::system_keys`] is empty. Logs carry method, path, status and latency
-//! only: never query strings or keys.
+//! only: never query strings or keys. Bodies over [`HttpOptions::max_body_bytes`] get 413,
+//! requests over [`HttpOptions::request_timeout`] get 408, and [`serve`] closes connections
+//! whose headers do not arrive within [`ServeOptions::header_read_timeout`].
 //!
 //! ```no_run
 //! # async fn demo(runtime: durable_runtime::Runtime) -> Result<(), Box<dyn std::error::Error>> {
