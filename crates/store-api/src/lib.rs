@@ -6,7 +6,8 @@
 //! is what makes the engine crash-safe. Implementations: `durable-store-sqlite` (embedded) and
 //! `durable-store-postgres` (shared by several nodes).
 //!
-//! Every implementation must pass the generic suite in [`conformance`] (feature `conformance`).
+//! Every implementation must pass the generic suite in the `conformance` module (feature
+//! `conformance`), which runs each test against a fresh store through `conformance_tests!`.
 //!
 //! ## Queues, visibility and leases
 //! - Each instance has an inbox of [`Message`]s, consumed in id order. A message with a

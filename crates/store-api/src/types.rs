@@ -39,7 +39,8 @@ impl CreateInstance {
     }
 }
 
-/// The status row of an instance.
+/// The status row of an instance. Stores keep its timestamps at microsecond precision (at
+/// least); event timestamps inside histories and messages are kept exactly.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InstanceState {
     /// Instance id.
@@ -194,7 +195,10 @@ pub struct TurnCommit {
     /// Set when the execution continued as new (`status` is then ContinuedAsNew): the store
     /// deletes the old execution's history, timers and activities, switches the instance to the
     /// new execution (history length 0, new input) and enqueues its `ExecutionStarted`
-    /// followed by the carried events. Messages without an execution id stay queued.
+    /// followed by the carried events. Messages without an execution id stay queued, behind
+    /// the carried events (they arrived after them). As with a terminal commit, activities
+    /// under a live lease are kept until their worker completes them; that completion then
+    /// enqueues nothing, since the execution has changed.
     pub continue_as_new: Option<NewExecution>,
 }
 

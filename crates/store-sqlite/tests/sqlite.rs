@@ -1,0 +1,166 @@
+//! SQLite-specific behaviour: the file lock, recovery at reopen, the schema version check and
+//! group commit.
+
+use durable_core::{EventKind, HistoryEvent, RuntimeStatus};
+use durable_store::conformance::{DEADLINE, LONG, create_request, fetch_for, now, raised, turn_of};
+use durable_store::{Error, NewActivity, NewTimer, Store};
+use durable_store_sqlite::{SCHEMA_VERSION, SqliteStore, SqliteStoreOptions, Synchronous};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn open(path: &Path) -> durable_store::Result<SqliteStore> {
+    SqliteStore::open(SqliteStoreOptions::new(path))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_same_file_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let first = open(&path).unwrap();
+    match open(&path) {
+        Err(Error::Unavailable(msg)) => {
+            assert!(msg.contains("is in use by another durable process"), "{msg}");
+            assert!(msg.contains("durable.db"), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second store opened a file that is in use"),
+    }
+    first.close().await.unwrap();
+    let second = open(&path).expect("close releases the file");
+    drop(second);
+    let third = open(&path).expect("dropping the last handle releases the file");
+    third.close().await.unwrap();
+}
+
+/// Leases, queues, timers and activities are rebuilt from the tables at open; leases of the
+/// previous process are gone, so its work is redelivered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_recovers_queues_timers_and_activities() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let timer = NewTimer { timer_id: 1, fire_at: now().checked_add(Duration::from_millis(800)).unwrap() };
+    let (leased_messages, first_attempt) = {
+        let store = open(&path).unwrap();
+        // "pending": a start nobody fetched. "leased": fetched, its process dies mid-turn.
+        // "parked": waits for a timer and has an activity, already attempted once.
+        for id in ["pending", "leased", "parked"] {
+            store.create_instance(create_request(id, "Orch")).await.unwrap();
+        }
+        let parked = fetch_for(&store, "parked", LONG).await;
+        let mut c = turn_of(&parked);
+        c.timers.push(timer.clone());
+        c.activities.push(NewActivity { task_id: 0, name: "A".into(), input: None });
+        store.commit_turn(c).await.unwrap();
+        let act = store.fetch_activity_work(1, LONG).await.unwrap().pop().expect("activity");
+        let leased = fetch_for(&store, "leased", LONG).await;
+        // Dropped without close or commit, like a crash (the lock is released by the OS).
+        (leased.messages, act.attempt)
+    };
+    assert_eq!(first_attempt, 1);
+
+    let store = open(&path).unwrap();
+    assert_eq!(store.scheduled_wakeups(), 1, "the timer is back in the index");
+    let leased = fetch_for(&store, "leased", LONG).await;
+    assert_eq!(leased.messages, leased_messages, "the old lease did not survive the restart");
+    fetch_for(&store, "pending", LONG).await;
+    let act = store.fetch_activity_work(10, LONG).await.unwrap();
+    assert_eq!(act.len(), 1);
+    assert_eq!((act[0].task_id, act[0].attempt), (0, 2), "attempts are durable");
+    let fired = fetch_for(&store, "parked", LONG).await;
+    assert!(now() >= timer.fire_at);
+    assert_eq!(fired.messages[0].event, timer.fired_event());
+    assert_eq!(store.get_instance("parked").await.unwrap().unwrap().history_len, 2);
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    open(&path).unwrap().close().await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    conn.execute_batch(&format!("PRAGMA user_version = {}", SCHEMA_VERSION + 1)).unwrap();
+    drop(conn);
+    match open(&path) {
+        Err(Error::Unavailable(msg)) => {
+            assert!(msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1)), "{msg}");
+            assert!(msg.contains("upgrade durable"), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a database with a newer schema"),
+    }
+}
+
+/// Many concurrent commits share few transactions (one fsync each), and a failing command in a
+/// batch does not undo the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_batches_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = SqliteStoreOptions::new(dir.path().join("durable.db"));
+    options.synchronous = Synchronous::Full;
+    let store = Arc::new(SqliteStore::open(options).unwrap());
+    const N: usize = 200;
+
+    let creates: Vec<_> = (0..N)
+        .map(|i| {
+            let store = store.clone();
+            // Every tenth request reuses id 0, which must fail alone with AlreadyExists.
+            let id = if i % 10 == 0 { "gc-000".to_owned() } else { format!("gc-{i:03}") };
+            tokio::spawn(async move { store.create_instance(create_request(&id, "Orch")).await })
+        })
+        .collect();
+    let mut created = 0;
+    for t in creates {
+        match t.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(created, N - N / 10 + 1);
+
+    let mut items = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while items.len() < created && tokio::time::Instant::now() < deadline {
+        items.extend(store.fetch_orchestration_work(1000, LONG).await.unwrap());
+    }
+    assert_eq!(items.len(), created);
+    let before = store.metrics();
+    let commits: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit_turn(turn_of(&item)).await })
+        })
+        .collect();
+    for t in commits {
+        t.await.unwrap().unwrap();
+    }
+    let after = store.metrics();
+    let (turns, transactions) = (after.turns - before.turns, after.transactions - before.transactions);
+    assert_eq!(turns, created as u64);
+    assert!(transactions * 4 <= turns, "{turns} commits took {transactions} transactions: no group commit");
+    let history = store.read_history("gc-000").await.unwrap();
+    assert!(matches!(history[1].kind, EventKind::ExecutionStarted { .. }));
+    assert_eq!(store.get_instance("gc-199").await.unwrap().unwrap().status, RuntimeStatus::Running);
+    store.close().await.unwrap();
+}
+
+/// A store is usable from several handles and keeps working while one waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_share_one_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&dir.path().join("durable.db")).unwrap();
+    let b = a.clone();
+    a.create_instance(create_request("shared", "Orch")).await.unwrap();
+    b.send_message("shared", raised("e", "1")).await.unwrap();
+    let item = fetch_for(&b, "shared", LONG).await;
+    assert_eq!(item.messages.len(), 2);
+    let late = HistoryEvent::new(now(), EventKind::EventRaised { name: "late".into(), input: None });
+    a.send_message("shared", late).await.unwrap();
+    b.close().await.unwrap();
+    assert!(matches!(a.get_instance("shared").await, Err(Error::Unavailable(_))));
+}
