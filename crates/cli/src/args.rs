@@ -19,6 +19,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: engine, HTTP API and the phone-verification sample.
+    #[command(after_help = "Settings read only from the environment (or the config file):\n  \
+        DURABLE_SYSTEM_KEY        the HTTP API key (default: generated into <data-dir>/system.key)\n  \
+        DURABLE_VERIFICATION_KEY  64 hex digits: the MAC key of verification codes (default: <data-dir>/verification.key)\n  \
+        TwilioAuthToken           the Twilio auth token (never pass it on the command line)\n  \
+        RUST_LOG                  log filter, e.g. info or durable=debug\n\n\
+        Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the development outbox (`durable outbox`).")]
     Serve(ServeArgs),
     /// Start an orchestration instance.
     Start {
@@ -183,7 +189,10 @@ pub enum LogFormat {
 /// then defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file with [server], [http], [runtime], [verification] and [twilio] sections.
+    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth), [server.http]
+    /// (task_hub, system_keys, max_body_bytes, ...), [server.runtime] (concurrency, leases, cache),
+    /// [verification] (window, attempts, code_digits) and [twilio] (account_sid, auth_token,
+    /// phone_number, api_base_url). See README.md.
     #[arg(long, env = "DURABLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].
