@@ -83,6 +83,41 @@ where
     })
 }
 
+/// Size limits of one execution, checked every turn. Exceeding one fails the instance with a
+/// coded message instead of letting history or payloads grow without bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most history events of one execution (`continue_as_new` starts a fresh history).
+    pub max_history_events: usize,
+    /// Largest payload (action input, output, custom status) in bytes of JSON.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_history_events: 100_000, max_payload_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+impl Limits {
+    /// The failure for a payload of `len` bytes in `what`, if it is too large.
+    pub fn check_payload(&self, what: &str, len: usize) -> Result<(), FailureDetails> {
+        if len > self.max_payload_bytes {
+            return Err(FailureDetails::new(
+                "PayloadTooLarge",
+                format!(
+                    "[{}] {what} is {len} bytes, more than the limit of {} bytes; pass a reference \
+                     (e.g. a blob URL) instead of the data",
+                    codes::PAYLOAD_TOO_LARGE,
+                    self.max_payload_bytes
+                ),
+            )
+            .non_retriable());
+        }
+        Ok(())
+    }
+}
+
 /// The next execution requested by `continue_as_new`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NextExecution {
@@ -130,6 +165,7 @@ pub struct Execution {
     history_len: usize,
     last_ts: Option<Timestamp>,
     replaying: bool,
+    limits: Limits,
 }
 
 /// How the orchestrator's last poll ended.
@@ -156,7 +192,14 @@ impl Execution {
             history_len: 0,
             last_ts: None,
             replaying: false,
+            limits: Limits::default(),
         }
+    }
+
+    /// Sets the size limits checked on every turn.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Rebuilds an execution by replaying its recorded `history`, episode by episode. A
@@ -515,6 +558,15 @@ impl Execution {
             self.failure = Some(FailureDetails::new("Nondeterminism", message).non_retriable());
         } else if let Some(f) = fatal {
             self.failure = Some(f);
+        } else if self.failure.is_none()
+            && let Err(f) = self.check_limits(
+                result.history.len() + outbound.len(),
+                &outbound,
+                &end,
+                &result.custom_status,
+            )
+        {
+            self.failure = Some(f);
         }
 
         let outcome: Option<Result<(RuntimeStatus, Option<Payload>), FailureDetails>> =
@@ -622,6 +674,46 @@ impl Execution {
                 };
             }
         }
+    }
+
+    /// Checks the turn's new events and payloads against the limits.
+    fn check_limits(
+        &self,
+        new_events: usize,
+        outbound: &[HistoryEvent],
+        end: &PollEnd,
+        custom_status: &Option<Payload>,
+    ) -> Result<(), FailureDetails> {
+        let total = self.history_len + new_events + 1;
+        if total > self.limits.max_history_events {
+            return Err(FailureDetails::new(
+                "HistoryLimitExceeded",
+                format!(
+                    "[{}] this execution's history would grow to {total} events, more than the limit of {}; \
+                     use continue_as_new to carry on with a fresh history",
+                    codes::HISTORY_LIMIT,
+                    self.limits.max_history_events
+                ),
+            )
+            .non_retriable());
+        }
+        for event in outbound {
+            let (what, payload) = match &event.kind {
+                EventKind::TaskScheduled { name, input, .. } => {
+                    (format!("the input of activity '{name}'"), input)
+                }
+                EventKind::SubOrchestrationCreated { name, input, .. } => {
+                    (format!("the input of sub-orchestration '{name}'"), input)
+                }
+                EventKind::EventSent { name, input, .. } => (format!("the data of event '{name}'"), input),
+                _ => continue,
+            };
+            self.limits.check_payload(&what, payload.as_ref().map_or(0, Payload::len))?;
+        }
+        if let PollEnd::Ready(Ok(output)) = end {
+            self.limits.check_payload("the orchestrator's output", output.len())?;
+        }
+        self.limits.check_payload("the custom status", custom_status.as_ref().map_or(0, Payload::len))
     }
 
     /// Ends the execution: drops the future (and with it all durable futures).

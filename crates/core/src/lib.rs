@@ -41,8 +41,8 @@ pub use combinators::{Either, Join, JoinAll, Select, SelectAll, join, join_all, 
 pub use context::{ContinueAsNewOptions, OrchestrationContext};
 pub use error::{Error, codes};
 pub use execution::{
-    Execution, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput, OrchestratorResolver,
-    TurnResult, orchestrator_fn,
+    Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
+    OrchestratorResolver, TurnResult, orchestrator_fn,
 };
 pub use history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId};
 pub use jiff::Timestamp;

@@ -668,3 +668,41 @@ fn send_event_is_recorded_and_replayed() {
     );
     assert_eq!(r[1].status, RuntimeStatus::Completed);
 }
+
+#[test]
+fn history_and_payload_limits_fail_the_instance_with_coded_messages() {
+    async fn looping(ctx: OrchestrationContext, _: ()) -> Result<(), Error> {
+        loop {
+            ctx.call_activity::<(), _>("A", &()).await?;
+        }
+    }
+    async fn big(ctx: OrchestrationContext, n: usize) -> Result<(), Error> {
+        ctx.call_activity::<(), _>("A", &"x".repeat(n)).await
+    }
+    let mut reg = Registry::new();
+    reg.add("loop", orchestrator_fn("loop", looping));
+    reg.add("big", orchestrator_fn("big", big));
+    let resolver = reg.resolver();
+    let limits = Limits { max_history_events: 12, max_payload_bytes: 2048 };
+
+    let mut exec = Execution::new("i", "e").with_limits(limits);
+    let mut r = exec.run_turn(t(0), vec![started("loop", ())], &resolver);
+    let mut turn = 0;
+    while r.status == RuntimeStatus::Running {
+        turn += 1;
+        r = exec.run_turn(t(turn), vec![completed(turn, turn as u32 - 1, ())], &resolver);
+    }
+    assert_eq!(r.status, RuntimeStatus::Failed);
+    assert!(r.failure.unwrap().message.starts_with("[DT0009]"));
+    assert!(exec.history_len() <= 12 + 3);
+
+    let mut exec = Execution::new("i", "e").with_limits(limits);
+    let r = exec.run_turn(t(0), vec![started("big", 100)], &resolver);
+    assert_eq!(r.status, RuntimeStatus::Running);
+    let mut exec = Execution::new("i", "e").with_limits(limits);
+    let r = exec.run_turn(t(0), vec![started("big", 4096)], &resolver);
+    assert_eq!(r.status, RuntimeStatus::Failed);
+    let message = r.failure.unwrap().message;
+    assert!(message.starts_with("[DT0008] the input of activity 'A' is 4098 bytes"), "{message}");
+    assert!(r.actions.is_empty());
+}

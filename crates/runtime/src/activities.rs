@@ -104,6 +104,16 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
             }
         }
     };
+    let outcome = match outcome {
+        ActivityOutcome::Completed(Some(output)) => {
+            let what = format!("the output of activity '{}'", item.name);
+            match shared.options.limits().check_payload(&what, output.len()) {
+                Ok(()) => ActivityOutcome::Completed(Some(output)),
+                Err(failure) => ActivityOutcome::Failed(failure),
+            }
+        }
+        other => other,
+    };
     match shared.store.complete_activity(&lease, outcome).await {
         Ok(()) => {
             shared.metrics.activities.fetch_add(1, Ordering::Relaxed);

@@ -150,6 +150,7 @@ impl Client {
         instance_id: Option<&str>,
         input: Option<Payload>,
     ) -> Result<String> {
+        self.check_size("the input", input.as_ref())?;
         if !self.shared.registry.has_orchestrator(name) {
             return Err(Error::UnknownOrchestrator {
                 name: name.to_owned(),
@@ -245,6 +246,7 @@ impl Client {
                 data = hook(instance_id, data).map_err(Error::InvalidInput)?;
             }
         }
+        self.check_size("the event data", data.as_ref())?;
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::EventRaised { name: name.to_owned(), input: data },
@@ -319,6 +321,11 @@ impl Client {
     /// Lists instances, one page at a time.
     pub async fn list(&self, query: &InstanceQuery) -> Result<InstancePage> {
         Ok(self.shared.store.query_instances(query).await?)
+    }
+
+    fn check_size(&self, what: &str, payload: Option<&Payload>) -> Result<()> {
+        let len = payload.map_or(0, Payload::len);
+        self.shared.options.limits().check_payload(what, len).map_err(|f| Error::InvalidInput(f.message))
     }
 
     async fn required(&self, instance_id: &str) -> Result<InstanceState> {

@@ -29,6 +29,12 @@ pub struct RuntimeOptions {
     /// expiry.
     #[serde(with = "duration_ms")]
     pub shutdown_grace: Duration,
+    /// Most history events of one execution; beyond it the instance fails with `[DT0009]`
+    /// (orchestrators that loop forever should use `continue_as_new`).
+    pub max_history_events: usize,
+    /// Largest input, output, event or custom status in bytes of JSON; larger ones fail with
+    /// `[DT0008]` (or are refused at the client).
+    pub max_payload_bytes: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -43,17 +49,30 @@ impl Default for RuntimeOptions {
             execution_cache_capacity: 10_000,
             idle_check: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
+            max_history_events: durable_core::Limits::default().max_history_events,
+            max_payload_bytes: durable_core::Limits::default().max_payload_bytes,
         }
     }
 }
 
 impl RuntimeOptions {
+    /// The engine limits these options set.
+    pub fn limits(&self) -> durable_core::Limits {
+        durable_core::Limits {
+            max_history_events: self.max_history_events,
+            max_payload_bytes: self.max_payload_bytes,
+        }
+    }
+
     /// Checks the settings; the message names the wrong one.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_concurrent_turns == 0 || self.max_concurrent_activities == 0 || self.fetch_batch == 0 {
             return Err(
                 "max_concurrent_turns, max_concurrent_activities and fetch_batch must be at least 1".into()
             );
+        }
+        if self.max_history_events < 10 || self.max_payload_bytes < 1024 {
+            return Err("max_history_events must be at least 10 and max_payload_bytes at least 1024".into());
         }
         if self.orchestration_lease < Duration::from_millis(100)
             || self.activity_lease < Duration::from_millis(100)

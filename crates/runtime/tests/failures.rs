@@ -249,6 +249,25 @@ async fn purge_and_list() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_limits_are_enforced_with_clear_errors() {
+    let registry = Registry::new()
+        .orchestrator("Big", |ctx: OrchestrationContext, n: usize| async move {
+            ctx.call_activity::<String, _>("Make", &n).await
+        })
+        .activity("Make", |_ctx, n: usize| async move { Ok::<_, Error>("x".repeat(n)) });
+    let options = durable_runtime::RuntimeOptions { max_payload_bytes: 4096, ..options() };
+    let node = TestNode::start_in(tempfile::tempdir().unwrap(), registry, options);
+    let client = node.client();
+    let id = client.start("Big", &10usize).await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&id).await).len(), 10);
+    let id = client.start("Big", &5000usize).await.unwrap();
+    let message = failure(&node.finish(&id).await);
+    assert!(message.starts_with("[DT0008] the output of activity 'Make' is 5002 bytes"), "{message}");
+    let err = client.start("Big", &"y".repeat(5000)).await.unwrap_err();
+    assert!(matches!(err, ClientError::InvalidInput(ref m) if m.contains("DT0008")), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_completion_times_out_and_large_payloads_round_trip() {
     let node = TestNode::start(registry());
     let client = node.client();
