@@ -6,14 +6,59 @@
 //! scans or writes the database for orchestrations; it pops instance ids from a queue.
 //!
 //! Memory is what limits how many parked instances one process can hold, so an instance that
-//! only waits for a timer costs one heap entry (due time + boxed id, about 60 bytes with the
-//! allocation); per-instance state exists only while an instance is queued, leased or backing
-//! off. Stale entries (a cancelled timer, a purged instance) are not hunted down: they surface
-//! later as an instance without visible messages, which a fetch skips.
+//! only waits for a timer costs one entry in an ordered set (due time, boxed id, message id:
+//! about 80 bytes with the allocations); per-instance state exists only while an instance is
+//! queued, leased or backing off. The timer index is exact: the writer removes the entries of
+//! timers it deletes (cancelled, finished, purged), so a timer cancelled days before it is due
+//! costs nothing meanwhile. Lease expiries are checked lazily and swept when stale entries
+//! (from renewals and releases) pile up. The remaining stale entries (a purged instance still in
+//! the ready queue) surface as an instance without visible messages, which a fetch skips.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
+
+/// Below this many entries an expiry heap is never swept.
+const SWEEP_MIN: usize = 1024;
+
+/// Lease expiry times. Renewals and releases leave stale entries behind; they are skipped when
+/// popped and swept out once they outnumber the current ones, so memory follows the number of
+/// live leases, not the lease duration times the turn rate.
+struct Expiries<K> {
+    heap: BinaryHeap<Reverse<(i64, K, u64)>>,
+    sweep_at: usize,
+}
+
+impl<K> Default for Expiries<K> {
+    fn default() -> Self {
+        Expiries { heap: BinaryHeap::new(), sweep_at: SWEEP_MIN }
+    }
+}
+
+impl<K: Ord> Expiries<K> {
+    /// Adds an entry; `current(key, token, at)` tells whether an entry is still the one of a
+    /// live lease, for sweeping.
+    fn push(&mut self, at: i64, key: K, token: u64, current: impl Fn(&K, u64, i64) -> bool) {
+        self.heap.push(Reverse((at, key, token)));
+        if self.heap.len() > self.sweep_at {
+            self.heap.retain(|Reverse((at, key, token))| current(key, *token, *at));
+            self.sweep_at = (self.heap.len() * 2).max(SWEEP_MIN);
+        }
+    }
+
+    /// Pops an entry due at `now` or earlier.
+    fn pop_due(&mut self, now: i64) -> Option<(K, u64)> {
+        if self.heap.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
+            self.heap.pop().map(|Reverse((_, key, token))| (key, token))
+        } else {
+            None
+        }
+    }
+
+    fn next(&self) -> Option<i64> {
+        self.heap.peek().map(|Reverse((t, _, _))| *t)
+    }
+}
 
 /// A granted lease, in microseconds of the store clock.
 #[derive(Clone, Copy, Debug)]
@@ -49,10 +94,16 @@ struct InstanceSlot {
 pub(crate) struct Orchestrations {
     slots: HashMap<Arc<str>, InstanceSlot>,
     ready: VecDeque<Arc<str>>,
-    /// (time, instance): the instance may become ready then (a timer is due, a retry delay ends).
-    wakeups: BinaryHeap<Reverse<(i64, Box<str>)>>,
-    /// (time, instance, token): the lease expires then unless renewed (lazily checked).
-    expiries: BinaryHeap<Reverse<(i64, Arc<str>, u64)>>,
+    /// (time, instance, message id): the instance may become ready then (a timer is due; id 0:
+    /// a retry delay ends). Ordered, so the earliest is first and entries can be removed.
+    wakeups: BTreeSet<(i64, Box<str>, i64)>,
+    /// (time, instance, token): the lease expires then unless renewed.
+    expiries: Expiries<Arc<str>>,
+}
+
+/// Whether an expiry entry is the current one of a live lease.
+fn current_lease(slots: &HashMap<Arc<str>, InstanceSlot>, id: &Arc<str>, token: u64, at: i64) -> bool {
+    slots.get(id).and_then(|s| s.lease).is_some_and(|l| l.token == token && l.expires == at)
 }
 
 /// A fresh orchestration lease.
@@ -82,23 +133,28 @@ impl Orchestrations {
         true
     }
 
-    /// Schedules a wake-up (timer due, retry delay over). Returns true when it is the new
-    /// earliest one, so sleeping waiters must recompute their deadline.
-    pub fn add_wakeup(&mut self, at: i64, instance_id: &str) -> bool {
-        let earliest = self.wakeups.peek().is_none_or(|Reverse((t, _))| at < *t);
-        self.wakeups.push(Reverse((at, instance_id.into())));
+    /// Schedules a wake-up for message `message_id` (a timer) or, with id 0, for the end of a
+    /// retry delay. Returns true when it is the new earliest one, so sleeping waiters must
+    /// recompute their deadline.
+    pub fn add_wakeup(&mut self, at: i64, instance_id: &str, message_id: i64) -> bool {
+        let earliest = self.wakeups.first().is_none_or(|(t, _, _)| at < *t);
+        self.wakeups.insert((at, instance_id.into(), message_id));
         earliest
+    }
+
+    /// Removes the wake-up of a deleted timer message.
+    pub fn remove_wakeup(&mut self, at: i64, instance_id: &str, message_id: i64) {
+        self.wakeups.remove(&(at, instance_id.into(), message_id));
     }
 
     /// Moves due wake-ups and expired leases to the ready queue. Returns true if any became ready.
     pub fn promote(&mut self, now: i64) -> bool {
         let mut any = false;
-        while self.wakeups.peek().is_some_and(|Reverse((t, _))| *t <= now) {
-            let Reverse((_, id)) = self.wakeups.pop().expect("peeked");
+        while self.wakeups.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (_, id, _) = self.wakeups.pop_first().expect("non-empty");
             any |= self.mark_visible(&id, now);
         }
-        while self.expiries.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
-            let Reverse((_, id, token)) = self.expiries.pop().expect("peeked");
+        while let Some((id, token)) = self.expiries.pop_due(now) {
             let Some(slot) = self.slots.get_mut(&id) else { continue };
             // Only the lease this entry was pushed for, and only if it was not renewed since.
             if slot.lease.is_some_and(|l| l.token == token && !l.live(now)) {
@@ -130,7 +186,8 @@ impl Orchestrations {
             slot.queued = false;
             slot.dirty = false;
             slot.lease = Some(Lease { token, expires, pinned: false });
-            self.expiries.push(Reverse((expires, id.clone(), token)));
+            let slots = &self.slots;
+            self.expiries.push(expires, id.clone(), token, |k, t, at| current_lease(slots, k, t, at));
             out.push(Granted { instance_id: id, token, expires });
         }
         out
@@ -158,7 +215,8 @@ impl Orchestrations {
             && let Some(l) = slot.lease.filter(|l| l.token == token && l.pinned)
         {
             let key = key.clone();
-            self.expiries.push(Reverse((l.expires, key, token)));
+            let slots = &self.slots;
+            self.expiries.push(l.expires, key, token, |k, t, at| current_lease(slots, k, t, at));
             if let Some(l) = self.slots.get_mut(instance_id).and_then(|s| s.lease.as_mut()) {
                 l.pinned = false;
             }
@@ -171,8 +229,9 @@ impl Orchestrations {
         let lease = slot.lease.filter(|l| l.token == token && l.live(now))?;
         let key = key.clone();
         let expires = now.saturating_add(duration).max(lease.expires);
-        self.expiries.push(Reverse((expires, key, token)));
         self.slots.get_mut(instance_id)?.lease.as_mut()?.expires = expires;
+        let slots = &self.slots;
+        self.expiries.push(expires, key, token, |k, t, at| current_lease(slots, k, t, at));
         Some(expires)
     }
 
@@ -196,7 +255,7 @@ impl Orchestrations {
         let has_work = has_work || std::mem::take(&mut slot.dirty);
         if not_before > now {
             slot.not_before = not_before;
-            self.add_wakeup(not_before, instance_id);
+            self.add_wakeup(not_before, instance_id, 0);
             return false;
         }
         if has_work {
@@ -227,9 +286,8 @@ impl Orchestrations {
 
     /// The earliest time something may become ready (a wake-up or a lease expiry).
     pub fn next_due(&self) -> Option<i64> {
-        let w = self.wakeups.peek().map(|Reverse((t, _))| *t);
-        let e = self.expiries.peek().map(|Reverse((t, _, _))| *t);
-        w.into_iter().chain(e).min()
+        let w = self.wakeups.first().map(|(t, _, _)| *t);
+        w.into_iter().chain(self.expiries.next()).min()
     }
 
     /// Number of scheduled wake-ups (timers), for tests and diagnostics.
@@ -244,7 +302,7 @@ pub(crate) struct Activities {
     /// Ids of fetchable activities; ids increase with creation, so the first is the oldest.
     ready: BTreeSet<i64>,
     leases: HashMap<i64, Lease>,
-    expiries: BinaryHeap<Reverse<(i64, i64, u64)>>,
+    expiries: Expiries<i64>,
     /// (time, id): an abandoned activity becomes fetchable again then.
     delayed: BinaryHeap<Reverse<(i64, i64)>>,
 }
@@ -270,8 +328,7 @@ impl Activities {
                 any |= self.ready.insert(id);
             }
         }
-        while self.expiries.peek().is_some_and(|Reverse((t, _, _))| *t <= now) {
-            let Reverse((_, id, token)) = self.expiries.pop().expect("peeked");
+        while let Some((id, token)) = self.expiries.pop_due(now) {
             if self.leases.get(&id).is_some_and(|s| s.token == token && !s.live(now)) {
                 self.leases.remove(&id);
                 any |= self.ready.insert(id);
@@ -295,7 +352,7 @@ impl Activities {
             let Some(id) = self.ready.pop_first() else { break };
             let token = tokens();
             self.leases.insert(id, Lease { token, expires, pinned: false });
-            self.expiries.push(Reverse((expires, id, token)));
+            self.push_expiry(expires, id, token);
             out.push((id, token, expires));
         }
         out
@@ -321,7 +378,8 @@ impl Activities {
     pub fn unpin(&mut self, id: i64, token: u64) {
         if let Some(s) = self.leases.get_mut(&id).filter(|s| s.token == token) {
             s.pinned = false;
-            self.expiries.push(Reverse((s.expires, id, token)));
+            let expires = s.expires;
+            self.push_expiry(expires, id, token);
         }
     }
 
@@ -330,7 +388,7 @@ impl Activities {
         let s = self.leases.get_mut(&id).filter(|s| s.token == token && s.live(now))?;
         s.expires = now.saturating_add(duration).max(s.expires);
         let expires = s.expires;
-        self.expiries.push(Reverse((expires, id, token)));
+        self.push_expiry(expires, id, token);
         Some(expires)
     }
 
@@ -357,8 +415,14 @@ impl Activities {
     /// The earliest time an activity may become fetchable.
     pub fn next_due(&self) -> Option<i64> {
         let d = self.delayed.peek().map(|Reverse((t, _))| *t);
-        let e = self.expiries.peek().map(|Reverse((t, _, _))| *t);
-        d.into_iter().chain(e).min()
+        d.into_iter().chain(self.expiries.next()).min()
+    }
+
+    fn push_expiry(&mut self, at: i64, id: i64, token: u64) {
+        let leases = &self.leases;
+        self.expiries.push(at, id, token, |id, token, at| {
+            leases.get(id).is_some_and(|l| l.token == token && l.expires == at)
+        });
     }
 }
 
@@ -418,8 +482,10 @@ mod tests {
     fn wakeups_and_retry_delays() {
         let t = tokens();
         let mut o = Orchestrations::default();
-        assert!(o.add_wakeup(50, "a"));
-        assert!(!o.add_wakeup(60, "b"));
+        assert!(o.add_wakeup(50, "a", 1));
+        assert!(!o.add_wakeup(60, "b", 2));
+        assert!(o.add_wakeup(40, "c", 3));
+        o.remove_wakeup(40, "c", 3);
         assert_eq!(o.next_due(), Some(50));
         assert!(!o.has_ready(49));
         assert!(o.has_ready(50));
@@ -428,6 +494,22 @@ mod tests {
         assert!(!o.mark_visible("a", 52), "a message does not cut the delay short");
         assert!(o.lease(5, 70, 1000, &t).iter().all(|g| &*g.instance_id != "a"));
         assert_eq!(o.lease(5, 80, 1000, &t).len(), 1);
+    }
+
+    #[test]
+    fn stale_expiry_entries_are_swept() {
+        let t = tokens();
+        let mut o = Orchestrations::default();
+        for round in 0..10 {
+            for i in 0..1000 {
+                o.mark_visible(&format!("i{i}"), round);
+            }
+            for g in o.lease(1000, round, 1_000_000, &t) {
+                assert!(!o.release(&g.instance_id, g.token, false, 0, round));
+            }
+        }
+        assert!(o.expiries.heap.len() <= 2 * SWEEP_MIN, "{} stale entries kept", o.expiries.heap.len());
+        assert!(o.slots.is_empty());
     }
 
     #[test]

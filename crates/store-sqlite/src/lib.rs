@@ -199,7 +199,7 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Number of scheduled timer wake-ups held in memory (diagnostics).
+    /// Number of wake-ups (pending timers and retry delays) held in memory (diagnostics).
     pub fn scheduled_wakeups(&self) -> usize {
         self.inner.shared.dispatch.lock().orch.wakeup_count()
     }
@@ -285,13 +285,13 @@ fn rebuild_index(conn: &rusqlite::Connection, shared: &Shared) -> Result<()> {
     let now = shared.now();
     let mut d = shared.dispatch.lock();
     // Id order, so instances become ready in the order of their oldest message.
-    let mut stmt = conn.prepare("SELECT instance_id, visible_at FROM messages ORDER BY id").db()?;
+    let mut stmt = conn.prepare("SELECT instance_id, visible_at, id FROM messages ORDER BY id").db()?;
     let mut rows = stmt.query([]).db()?;
     while let Some(row) = rows.next().db()? {
         let id = row.get_ref(0).db()?.as_str().db()?;
         match row.get::<_, Option<i64>>(1).db()? {
             Some(at) if at > now => {
-                d.orch.add_wakeup(at, id);
+                d.orch.add_wakeup(at, id, row.get(2).db()?);
             }
             _ => {
                 d.orch.mark_visible(id, now);

@@ -16,8 +16,10 @@ use std::collections::HashSet;
 pub(crate) struct Effects {
     /// Instances that got an immediately visible message.
     pub ready: Vec<String>,
-    /// (due, instance) of new timers.
-    pub wakeups: Vec<(i64, String)>,
+    /// (due, instance, message id) of new timers.
+    pub wakeups: Vec<(i64, String, i64)>,
+    /// (due, instance, message id) of deleted timers (applied after `wakeups`).
+    pub removed_wakeups: Vec<(i64, String, i64)>,
     /// New activity work items.
     pub activities: Vec<i64>,
     /// Deleted activity work items (their leases are revoked).
@@ -113,10 +115,37 @@ impl Ctx<'_> {
             .execute(params![instance_id, execution_id, visible_at, timer_id, json])
             .db()?;
         match visible_at {
-            Some(at) if at > self.now => fx.wakeups.push((at, instance_id.to_owned())),
+            Some(at) if at > self.now => {
+                fx.wakeups.push((at, instance_id.to_owned(), self.conn.last_insert_rowid()))
+            }
             _ => fx.ready.push(instance_id.to_owned()),
         }
         Ok(())
+    }
+
+    /// Deletes messages of `instance_id` with `sql`, a `DELETE ... RETURNING id, visible_at`,
+    /// and drops the in-memory wake-ups of the timers among them.
+    fn delete_messages(
+        &self,
+        fx: &mut Effects,
+        instance_id: &str,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(sql).db()?;
+        let mut rows = stmt.query(args).db()?;
+        while let Some(row) = rows.next().db()? {
+            if let Some(at) = row.get::<_, Option<i64>>(1).db()? {
+                fx.removed_wakeups.push((at, instance_id.to_owned(), row.get(0).db()?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes every message of the instance.
+    fn delete_all_messages(&self, fx: &mut Effects, instance_id: &str) -> Result<()> {
+        let sql = "DELETE FROM messages WHERE instance_id = ?1 RETURNING id, visible_at";
+        self.delete_messages(fx, instance_id, sql, [instance_id])
     }
 
     /// Deletes the instance's activities, except those under a live lease when `keep_leased`
@@ -162,11 +191,7 @@ impl Ctx<'_> {
                 .db()?
                 .execute([id])
                 .db()?;
-            self.conn
-                .prepare_cached("DELETE FROM messages WHERE instance_id = ?1")
-                .db()?
-                .execute([id])
-                .db()?;
+            self.delete_all_messages(fx, id)?;
             self.delete_activities(fx, id, true)?;
         }
         let created = codec::us(req.created_at);
@@ -301,14 +326,10 @@ impl Ctx<'_> {
             let due = codec::us_ceil(t.fire_at);
             self.enqueue(fx, id, Some(&c.execution_id), &t.fired_event(), Some(due), Some(t.timer_id))?;
         }
-        let mut cancel = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM messages WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3",
-            )
-            .db()?;
         for t in &c.cancelled_timers {
-            cancel.execute(params![id, c.execution_id, t]).db()?;
+            let sql = "DELETE FROM messages WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3 \
+                       RETURNING id, visible_at";
+            self.delete_messages(fx, id, sql, params![id, c.execution_id, t])?;
         }
         for child in &c.new_instances {
             match self.create(fx, child) {
@@ -322,11 +343,7 @@ impl Ctx<'_> {
         if let Some(next) = &c.continue_as_new {
             self.continue_as_new(fx, id, &head, next, c)?;
         } else if c.status.is_terminal() {
-            self.conn
-                .prepare_cached("DELETE FROM messages WHERE instance_id = ?1")
-                .db()?
-                .execute([id])
-                .db()?;
+            self.delete_all_messages(fx, id)?;
             self.delete_activities(fx, id, true)?;
             fx.finished.push(id.to_owned());
         }
@@ -381,11 +398,8 @@ impl Ctx<'_> {
     ) -> Result<()> {
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
         // Everything addressed to an execution is the old one's (timers, completions).
-        self.conn
-            .prepare_cached("DELETE FROM messages WHERE instance_id = ?1 AND execution_id IS NOT NULL")
-            .db()?
-            .execute([id])
-            .db()?;
+        let sql = "DELETE FROM messages WHERE instance_id = ?1 AND execution_id IS NOT NULL RETURNING id, visible_at";
+        self.delete_messages(fx, id, sql, [id])?;
         self.delete_activities(fx, id, true)?;
         self.conn
             .prepare_cached(
@@ -502,7 +516,7 @@ impl Ctx<'_> {
             .execute([id])
             .db()?;
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
-        self.conn.prepare_cached("DELETE FROM messages WHERE instance_id = ?1").db()?.execute([id]).db()?;
+        self.delete_all_messages(fx, id)?;
         self.delete_activities(fx, id, false)?;
         fx.forgotten.push(id.to_owned());
         Ok(existed > 0)

@@ -2,7 +2,9 @@
 //! group commit.
 
 use durable_core::{EventKind, HistoryEvent, RuntimeStatus};
-use durable_store::conformance::{DEADLINE, LONG, create_request, fetch_for, now, raised, turn_of};
+use durable_store::conformance::{
+    DEADLINE, LONG, create_request, fetch_for, now, raised, run_turn, start, terminate, turn_of,
+};
 use durable_store::{Error, NewActivity, NewTimer, Store};
 use durable_store_sqlite::{SCHEMA_VERSION, SqliteStore, SqliteStoreOptions, Synchronous};
 use std::path::Path;
@@ -163,4 +165,37 @@ async fn clones_share_one_store() {
     a.send_message("shared", late).await.unwrap();
     b.close().await.unwrap();
     assert!(matches!(a.get_instance("shared").await, Err(Error::Unavailable(_))));
+}
+
+/// The in-memory timer index forgets timers that are deleted (cancelled, finished, purged)
+/// instead of keeping them until they would have been due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_timers_leave_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("durable.db")).unwrap();
+    let in_an_hour = || now().checked_add(Duration::from_secs(3600)).unwrap();
+    start(&store, "tw").await;
+    store.send_message("tw", raised("go", "1")).await.unwrap();
+    run_turn(&store, "tw", |c| {
+        c.timers.push(NewTimer { timer_id: 1, fire_at: in_an_hour() });
+        c.timers.push(NewTimer { timer_id: 2, fire_at: in_an_hour() });
+        // Created and cancelled in the same turn: never indexed for long.
+        c.timers.push(NewTimer { timer_id: 3, fire_at: in_an_hour() });
+        c.cancelled_timers.push(3);
+    })
+    .await;
+    assert_eq!(store.scheduled_wakeups(), 2);
+    store.send_message("tw", raised("cancel", "1")).await.unwrap();
+    run_turn(&store, "tw", |c| c.cancelled_timers.push(1)).await;
+    assert_eq!(store.scheduled_wakeups(), 1);
+    terminate(&store, "tw", RuntimeStatus::Completed).await;
+    assert_eq!(store.scheduled_wakeups(), 0, "a terminal commit deletes the remaining timer");
+
+    start(&store, "tp").await;
+    store.send_message("tp", raised("go", "1")).await.unwrap();
+    run_turn(&store, "tp", |c| c.timers.push(NewTimer { timer_id: 0, fire_at: in_an_hour() })).await;
+    assert_eq!(store.scheduled_wakeups(), 1);
+    assert_eq!(store.purge_instance("tp").await.unwrap(), 1);
+    assert_eq!(store.scheduled_wakeups(), 0, "purging deletes the timer");
+    store.close().await.unwrap();
 }
