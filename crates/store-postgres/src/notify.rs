@@ -173,8 +173,9 @@ async fn session(
         }
     });
     let _stop_driver = AbortOnDrop(driver);
+    // The schema name is validated ([a-z0-9_]), so it can be spliced into the literal.
     let setup = format!(
-        "SET application_name = 'durable-listener'; SET synchronous_commit = off; LISTEN {}",
+        "SET application_name = 'durable-listener:{channel}'; SET synchronous_commit = off; LISTEN {}",
         quote_ident(channel)
     );
     if let Err(e) = client.batch_execute(&setup).await {
