@@ -226,9 +226,9 @@ async fn parked(path: &Path, sync: Synchronous, n: usize) {
             .await;
         }
         println!(
-            "parked {n} instances in {:.1}s; wake-ups in memory: {}",
+            "parked {n} instances in {:.1}s; timers in memory: {}",
             t.elapsed().as_secs_f64(),
-            store.scheduled_wakeups()
+            store.pending_timers()
         );
         store.close().await.unwrap();
     }
@@ -238,9 +238,9 @@ async fn parked(path: &Path, sync: Synchronous, n: usize) {
     let rss_before_open = rss_kib();
     let store = SqliteStore::open(options(path, sync)).unwrap();
     println!(
-        "reopen: index rebuilt in {:.2}s, {} wake-ups; RSS {} MiB at start, {} MiB before reopen, {} MiB after ({:.0} bytes per parked instance)",
+        "reopen: index rebuilt in {:.2}s, {} timers; RSS {} MiB at start, {} MiB before reopen, {} MiB after ({:.0} bytes per parked instance)",
         t.elapsed().as_secs_f64(),
-        store.scheduled_wakeups(),
+        store.pending_timers(),
         rss0 / 1024,
         rss_before_open / 1024,
         rss_kib() / 1024,
@@ -254,10 +254,10 @@ async fn reopen(path: &Path, sync: Synchronous) {
     let rss0 = rss_kib();
     let t = Instant::now();
     let store = SqliteStore::open(options(path, sync)).unwrap();
-    let wakeups = store.scheduled_wakeups();
+    let wakeups = store.pending_timers();
     let rss = rss_kib();
     println!(
-        "reopen: {wakeups} wake-ups rebuilt in {:.2}s; RSS {} MiB before, {} MiB after = {:.0} bytes per wake-up",
+        "reopen: {wakeups} timers rebuilt in {:.2}s; RSS {} MiB before, {} MiB after = {:.0} bytes per timer",
         t.elapsed().as_secs_f64(),
         rss0 / 1024,
         rss / 1024,

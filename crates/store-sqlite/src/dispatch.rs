@@ -6,11 +6,12 @@
 //! scans or writes the database for orchestrations; it pops instance ids from a queue.
 //!
 //! Memory is what limits how many parked instances one process can hold, so an instance that
-//! only waits for a timer costs one entry in an ordered set (due time, boxed id, message id:
-//! about 80 bytes with the allocations); per-instance state exists only while an instance is
-//! queued, leased or backing off. The timer index is exact: the writer removes the entries of
-//! timers it deletes (cancelled, finished, purged), so a timer cancelled days before it is due
-//! costs nothing meanwhile. Lease expiries are checked lazily and swept when stale entries
+//! only waits for a timer costs one entry in an ordered set of (due time, message id): 16 bytes
+//! of key, about 25 bytes with the tree's nodes. The instance a due timer belongs to is looked
+//! up in the database when it comes due (see `read::resolve_due_timers`). Per-instance state
+//! exists only while an instance is queued, leased or backing off. The timer index is exact:
+//! the writer removes the entries of timers it deletes (cancelled, finished, purged), so a
+//! timer cancelled days before it is due costs nothing meanwhile. Lease expiries are checked lazily and swept when stale entries
 //! (from renewals and releases) pile up. The remaining stale entries (a purged instance still in
 //! the ready queue) surface as an instance without visible messages, which a fetch skips.
 
@@ -94,9 +95,12 @@ struct InstanceSlot {
 pub(crate) struct Orchestrations {
     slots: HashMap<Arc<str>, InstanceSlot>,
     ready: VecDeque<Arc<str>>,
-    /// (time, instance, message id): the instance may become ready then (a timer is due; id 0:
-    /// a retry delay ends). Ordered, so the earliest is first and entries can be removed.
-    wakeups: BTreeSet<(i64, Box<str>, i64)>,
+    /// (due time, message id) of every timer not yet due. Ordered, so the earliest is first and
+    /// deleted timers can be removed.
+    timers: BTreeSet<(i64, i64)>,
+    /// (time, instance): a retry delay ends then. Few and short-lived, so stale entries (the
+    /// instance was purged) are simply skipped.
+    retries: BinaryHeap<Reverse<(i64, Arc<str>)>>,
     /// (time, instance, token): the lease expires then unless renewed.
     expiries: Expiries<Arc<str>>,
 }
@@ -133,25 +137,39 @@ impl Orchestrations {
         true
     }
 
-    /// Schedules a wake-up for message `message_id` (a timer) or, with id 0, for the end of a
-    /// retry delay. Returns true when it is the new earliest one, so sleeping waiters must
-    /// recompute their deadline.
-    pub fn add_wakeup(&mut self, at: i64, instance_id: &str, message_id: i64) -> bool {
-        let earliest = self.wakeups.first().is_none_or(|(t, _, _)| at < *t);
-        self.wakeups.insert((at, instance_id.into(), message_id));
+    /// Indexes timer message `message_id`, due at `at`. Returns true when it is the new
+    /// earliest wake-up, so sleeping waiters must recompute their deadline.
+    pub fn add_timer(&mut self, at: i64, message_id: i64) -> bool {
+        let earliest = self.timers.first().is_none_or(|(t, _)| at < *t);
+        self.timers.insert((at, message_id));
         earliest
     }
 
-    /// Removes the wake-up of a deleted timer message.
-    pub fn remove_wakeup(&mut self, at: i64, instance_id: &str, message_id: i64) {
-        self.wakeups.remove(&(at, instance_id.into(), message_id));
+    /// Forgets a deleted timer message.
+    pub fn remove_timer(&mut self, at: i64, message_id: i64) {
+        self.timers.remove(&(at, message_id));
     }
 
-    /// Moves due wake-ups and expired leases to the ready queue. Returns true if any became ready.
+    /// True when a timer is due (its instance is not known here yet).
+    pub fn has_due_timers(&self, now: i64) -> bool {
+        self.timers.first().is_some_and(|(t, _)| *t <= now)
+    }
+
+    /// Removes and returns up to `max` due timers as (due time, message id).
+    pub fn take_due_timers(&mut self, now: i64, max: usize) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        while out.len() < max && self.has_due_timers(now) {
+            out.extend(self.timers.pop_first());
+        }
+        out
+    }
+
+    /// Moves ended retry delays and expired leases to the ready queue. Returns true if any
+    /// became ready.
     pub fn promote(&mut self, now: i64) -> bool {
         let mut any = false;
-        while self.wakeups.first().is_some_and(|(t, _, _)| *t <= now) {
-            let (_, id, _) = self.wakeups.pop_first().expect("non-empty");
+        while self.retries.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+            let Reverse((_, id)) = self.retries.pop().expect("peeked");
             any |= self.mark_visible(&id, now);
         }
         while let Some((id, token)) = self.expiries.pop_due(now) {
@@ -255,7 +273,8 @@ impl Orchestrations {
         let has_work = has_work || std::mem::take(&mut slot.dirty);
         if not_before > now {
             slot.not_before = not_before;
-            self.add_wakeup(not_before, instance_id, 0);
+            let key = self.slots.get_key_value(instance_id).map(|(k, _)| k.clone()).expect("slot exists");
+            self.retries.push(Reverse((not_before, key)));
             return false;
         }
         if has_work {
@@ -272,9 +291,13 @@ impl Orchestrations {
         self.slots.remove(instance_id);
     }
 
-    /// True when an instance is ready now (stale queue entries are dropped on the way).
+    /// True when an instance is ready now or a timer is due (stale queue entries are dropped on
+    /// the way).
     pub fn has_ready(&mut self, now: i64) -> bool {
         self.promote(now);
+        if self.has_due_timers(now) {
+            return true;
+        }
         while let Some(id) = self.ready.front() {
             if self.slots.get(id).is_some_and(|s| s.queued && s.lease.is_none()) {
                 return true;
@@ -284,15 +307,16 @@ impl Orchestrations {
         false
     }
 
-    /// The earliest time something may become ready (a wake-up or a lease expiry).
+    /// The earliest time something may become ready (a timer, a retry or a lease expiry).
     pub fn next_due(&self) -> Option<i64> {
-        let w = self.wakeups.first().map(|(t, _, _)| *t);
-        w.into_iter().chain(self.expiries.next()).min()
+        let t = self.timers.first().map(|(t, _)| *t);
+        let r = self.retries.peek().map(|Reverse((t, _))| *t);
+        t.into_iter().chain(r).chain(self.expiries.next()).min()
     }
 
-    /// Number of scheduled wake-ups (timers), for tests and diagnostics.
-    pub fn wakeup_count(&self) -> usize {
-        self.wakeups.len()
+    /// Number of timers not yet due, for tests and diagnostics.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
     }
 }
 
@@ -479,16 +503,19 @@ mod tests {
     }
 
     #[test]
-    fn wakeups_and_retry_delays() {
+    fn timers_and_retry_delays() {
         let t = tokens();
         let mut o = Orchestrations::default();
-        assert!(o.add_wakeup(50, "a", 1));
-        assert!(!o.add_wakeup(60, "b", 2));
-        assert!(o.add_wakeup(40, "c", 3));
-        o.remove_wakeup(40, "c", 3);
+        assert!(o.add_timer(50, 1));
+        assert!(!o.add_timer(60, 2));
+        assert!(o.add_timer(40, 3));
+        o.remove_timer(40, 3);
         assert_eq!(o.next_due(), Some(50));
         assert!(!o.has_ready(49));
-        assert!(o.has_ready(50));
+        assert!(o.has_ready(50), "a due timer is work");
+        assert_eq!(o.take_due_timers(50, 10), [(50, 1)]);
+        assert_eq!(o.timer_count(), 1);
+        o.mark_visible("a", 50);
         let g = o.lease(1, 50, 1000, &t).pop().unwrap();
         assert!(!o.release("a", g.token, true, 80, 51), "backing off");
         assert!(!o.mark_visible("a", 52), "a message does not cut the delay short");

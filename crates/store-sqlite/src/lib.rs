@@ -199,9 +199,9 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Number of wake-ups (pending timers and retry delays) held in memory (diagnostics).
-    pub fn scheduled_wakeups(&self) -> usize {
-        self.inner.shared.dispatch.lock().orch.wakeup_count()
+    /// Number of timers not yet due, held in the in-memory index (diagnostics).
+    pub fn pending_timers(&self) -> usize {
+        self.inner.shared.dispatch.lock().orch.timer_count()
     }
 
     fn shared(&self) -> &Shared {
@@ -288,13 +288,12 @@ fn rebuild_index(conn: &rusqlite::Connection, shared: &Shared) -> Result<()> {
     let mut stmt = conn.prepare("SELECT instance_id, visible_at, id FROM messages ORDER BY id").db()?;
     let mut rows = stmt.query([]).db()?;
     while let Some(row) = rows.next().db()? {
-        let id = row.get_ref(0).db()?.as_str().db()?;
         match row.get::<_, Option<i64>>(1).db()? {
             Some(at) if at > now => {
-                d.orch.add_wakeup(at, id, row.get(2).db()?);
+                d.orch.add_timer(at, row.get(2).db()?);
             }
             _ => {
-                d.orch.mark_visible(id, now);
+                d.orch.mark_visible(row.get_ref(0).db()?.as_str().db()?, now);
             }
         }
     }
@@ -357,6 +356,14 @@ impl Store for SqliteStore {
         self.check_open()?;
         let shared = self.shared();
         let now = shared.now();
+        if shared.dispatch.lock().orch.has_due_timers(now) {
+            // A reader job runs to completion even if this future is dropped, so timers taken
+            // out of the index are always queued (or put back).
+            let s = self.inner.shared.clone();
+            if self.inner.reads.run(move |c| read::resolve_due_timers(c, &s, now)).await? {
+                shared.orchestration_work.notify_waiters();
+            }
+        }
         let granted = shared.dispatch.lock().orch.lease(max, now, dur_us(lease_duration), &|| shared.token());
         if granted.is_empty() {
             return Ok(Vec::new());

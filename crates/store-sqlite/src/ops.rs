@@ -16,10 +16,10 @@ use std::collections::HashSet;
 pub(crate) struct Effects {
     /// Instances that got an immediately visible message.
     pub ready: Vec<String>,
-    /// (due, instance, message id) of new timers.
-    pub wakeups: Vec<(i64, String, i64)>,
-    /// (due, instance, message id) of deleted timers (applied after `wakeups`).
-    pub removed_wakeups: Vec<(i64, String, i64)>,
+    /// (due, message id) of new timers.
+    pub timers: Vec<(i64, i64)>,
+    /// (due, message id) of deleted timers (applied after `timers`).
+    pub removed_timers: Vec<(i64, i64)>,
     /// New activity work items.
     pub activities: Vec<i64>,
     /// Deleted activity work items (their leases are revoked).
@@ -115,28 +115,20 @@ impl Ctx<'_> {
             .execute(params![instance_id, execution_id, visible_at, timer_id, json])
             .db()?;
         match visible_at {
-            Some(at) if at > self.now => {
-                fx.wakeups.push((at, instance_id.to_owned(), self.conn.last_insert_rowid()))
-            }
+            Some(at) if at > self.now => fx.timers.push((at, self.conn.last_insert_rowid())),
             _ => fx.ready.push(instance_id.to_owned()),
         }
         Ok(())
     }
 
-    /// Deletes messages of `instance_id` with `sql`, a `DELETE ... RETURNING id, visible_at`,
-    /// and drops the in-memory wake-ups of the timers among them.
-    fn delete_messages(
-        &self,
-        fx: &mut Effects,
-        instance_id: &str,
-        sql: &str,
-        args: impl rusqlite::Params,
-    ) -> Result<()> {
+    /// Deletes messages with `sql`, a `DELETE ... RETURNING id, visible_at`, and drops the
+    /// timers among them from the in-memory index.
+    fn delete_messages(&self, fx: &mut Effects, sql: &str, args: impl rusqlite::Params) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(sql).db()?;
         let mut rows = stmt.query(args).db()?;
         while let Some(row) = rows.next().db()? {
             if let Some(at) = row.get::<_, Option<i64>>(1).db()? {
-                fx.removed_wakeups.push((at, instance_id.to_owned(), row.get(0).db()?));
+                fx.removed_timers.push((at, row.get(0).db()?));
             }
         }
         Ok(())
@@ -145,7 +137,7 @@ impl Ctx<'_> {
     /// Deletes every message of the instance.
     fn delete_all_messages(&self, fx: &mut Effects, instance_id: &str) -> Result<()> {
         let sql = "DELETE FROM messages WHERE instance_id = ?1 RETURNING id, visible_at";
-        self.delete_messages(fx, instance_id, sql, [instance_id])
+        self.delete_messages(fx, sql, [instance_id])
     }
 
     /// Deletes the instance's activities, except those under a live lease when `keep_leased`
@@ -329,7 +321,7 @@ impl Ctx<'_> {
         for t in &c.cancelled_timers {
             let sql = "DELETE FROM messages WHERE instance_id = ?1 AND execution_id = ?2 AND timer_id = ?3 \
                        RETURNING id, visible_at";
-            self.delete_messages(fx, id, sql, params![id, c.execution_id, t])?;
+            self.delete_messages(fx, sql, params![id, c.execution_id, t])?;
         }
         for child in &c.new_instances {
             match self.create(fx, child) {
@@ -399,7 +391,7 @@ impl Ctx<'_> {
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
         // Everything addressed to an execution is the old one's (timers, completions).
         let sql = "DELETE FROM messages WHERE instance_id = ?1 AND execution_id IS NOT NULL RETURNING id, visible_at";
-        self.delete_messages(fx, id, sql, [id])?;
+        self.delete_messages(fx, sql, [id])?;
         self.delete_activities(fx, id, true)?;
         self.conn
             .prepare_cached(

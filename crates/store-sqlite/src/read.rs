@@ -7,6 +7,7 @@
 
 use crate::codec::{self, Db};
 use crate::ops::ActivityRow;
+use crate::shared::Shared;
 use durable_core::{HistoryEvent, Payload};
 use durable_store::{
     ActivityLease, ActivityWorkItem, Cursor, Error, InstancePage, InstanceQuery, InstanceState,
@@ -198,6 +199,41 @@ pub(crate) fn work(conn: &Connection, ids: &[Arc<str>], now: i64) -> Result<Vec<
     }
     tx.end()?;
     Ok(out)
+}
+
+/// Moves the instances of due timers to the ready queue. The index holds only (due time,
+/// message id), so their instances are looked up here. Returns true if any became ready.
+pub(crate) fn resolve_due_timers(conn: &Connection, shared: &Shared, now: i64) -> Result<bool> {
+    let mut queued = false;
+    loop {
+        let due = shared.dispatch.lock().orch.take_due_timers(now, 1000);
+        if due.is_empty() {
+            return Ok(queued);
+        }
+        let mut stmt = conn.prepare_cached("SELECT instance_id FROM messages WHERE id = ?1").db()?;
+        let mut instances = Vec::with_capacity(due.len());
+        let mut failed = None;
+        for (i, &(_, message)) in due.iter().enumerate() {
+            // A missing row is a timer deleted since it was taken: nothing to do.
+            match stmt.query_row([message], |r| r.get::<_, String>(0)).optional().db() {
+                Ok(found) => instances.extend(found),
+                Err(e) => {
+                    failed = Some((i, e));
+                    break;
+                }
+            }
+        }
+        let mut d = shared.dispatch.lock();
+        for id in &instances {
+            queued |= d.orch.mark_visible(id, now);
+        }
+        if let Some((i, e)) = failed {
+            for &(at, message) in &due[i..] {
+                d.orch.add_timer(at, message);
+            }
+            return Err(e);
+        }
+    }
 }
 
 /// One page of `query_instances`.

@@ -226,11 +226,11 @@ fn apply(shared: &Shared, now: i64, done: &mut [(Answer, Effects)]) {
             for id in &fx.ready {
                 orch_woken |= d.orch.mark_visible(id, now);
             }
-            for (at, id, message) in &fx.wakeups {
-                orch_woken |= d.orch.add_wakeup(*at, id, *message);
+            for &(at, message) in &fx.timers {
+                orch_woken |= d.orch.add_timer(at, message);
             }
-            for (at, id, message) in &fx.removed_wakeups {
-                d.orch.remove_wakeup(*at, id, *message);
+            for &(at, message) in &fx.removed_timers {
+                d.orch.remove_timer(at, message);
             }
             if let Some((id, token, has_work)) = &fx.release {
                 orch_woken |= d.orch.release(id, *token, *has_work, 0, now);

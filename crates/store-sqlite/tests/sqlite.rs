@@ -62,7 +62,7 @@ async fn reopening_recovers_queues_timers_and_activities() {
     assert_eq!(first_attempt, 1);
 
     let store = open(&path).unwrap();
-    assert_eq!(store.scheduled_wakeups(), 1, "the timer is back in the index");
+    assert_eq!(store.pending_timers(), 1, "the timer is back in the index");
     let leased = fetch_for(&store, "leased", LONG).await;
     assert_eq!(leased.messages, leased_messages, "the old lease did not survive the restart");
     fetch_for(&store, "pending", LONG).await;
@@ -184,18 +184,18 @@ async fn deleted_timers_leave_the_index() {
         c.cancelled_timers.push(3);
     })
     .await;
-    assert_eq!(store.scheduled_wakeups(), 2);
+    assert_eq!(store.pending_timers(), 2);
     store.send_message("tw", raised("cancel", "1")).await.unwrap();
     run_turn(&store, "tw", |c| c.cancelled_timers.push(1)).await;
-    assert_eq!(store.scheduled_wakeups(), 1);
+    assert_eq!(store.pending_timers(), 1);
     terminate(&store, "tw", RuntimeStatus::Completed).await;
-    assert_eq!(store.scheduled_wakeups(), 0, "a terminal commit deletes the remaining timer");
+    assert_eq!(store.pending_timers(), 0, "a terminal commit deletes the remaining timer");
 
     start(&store, "tp").await;
     store.send_message("tp", raised("go", "1")).await.unwrap();
     run_turn(&store, "tp", |c| c.timers.push(NewTimer { timer_id: 0, fire_at: in_an_hour() })).await;
-    assert_eq!(store.scheduled_wakeups(), 1);
+    assert_eq!(store.pending_timers(), 1);
     assert_eq!(store.purge_instance("tp").await.unwrap(), 1);
-    assert_eq!(store.scheduled_wakeups(), 0, "purging deletes the timer");
+    assert_eq!(store.pending_timers(), 0, "purging deletes the timer");
     store.close().await.unwrap();
 }
