@@ -26,6 +26,9 @@ pub enum Command {
         RUST_LOG                  log filter, e.g. info or durable=debug\n\n\
         Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the development outbox (`durable outbox`).")]
     Serve(ServeArgs),
+    /// Benchmark the engine on the phone-verification sample (verify, timeout, park, latency,
+    /// fsync); see BENCHMARKS.md.
+    Bench(durable_bench::BenchArgs),
     /// Start an orchestration instance.
     Start {
         /// Orchestrator name, e.g. E4_SmsPhoneVerification.

@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Bench(args) => durable_bench::run(args).await,
         Command::Start { name, input, id, remote } => {
             remote::start(&remote::Api::new(&remote)?, &name, input.as_deref(), id.as_deref()).await
         }

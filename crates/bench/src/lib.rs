@@ -1,0 +1,158 @@
+//! `durable bench`: runs the real engine (store, runtime, optionally the HTTP API) on the SMS
+//! phone-verification sample and reports throughput, latency percentiles, CPU per instance,
+//! memory, store transactions (≈ fsyncs) and database bytes. It measures; it changes nothing in
+//! the engine.
+//!
+//! The sample is registered with a *bench SMS sender* that hands each (instance, code) to the
+//! driver over a channel instead of sending anything, so the driver can answer at once.
+//!
+//! Scenarios (see [`Scenario`]): `verify`, `timeout`, `park`, `latency`, and `fsync` (the
+//! machine's fsync rate, to put the others in context). `BENCHMARKS.md` at the repository root
+//! records results and how to reproduce them.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! #[derive(Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     bench: durable_bench::BenchArgs,
+//! }
+//! let cli = Cli::parse_from(["bench", "verify", "--instances", "1000"]);
+//! durable_bench::run(cli.bench).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod measure;
+mod node;
+mod report;
+mod scenarios;
+mod sender;
+
+pub use report::{Check, Percentiles, Phase, Report, Resources};
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// N verifications, at most C in flight, each answered with the right code at once; every
+    /// one must end `true`. Reports throughput and start-to-completion latency.
+    Verify,
+    /// N verifications that nobody answers, all timers due at the same instant (--window
+    /// after the start); every one must end `false`. Reports timer lateness.
+    Timeout,
+    /// N verifications left waiting (long window): start rate, RSS and database bytes per
+    /// waiting instance; then all are answered: drain rate. --restart-check also measures how
+    /// long a reopen of the same database takes to serve again.
+    Park,
+    /// One verification at a time: raise-event → completion-committed latency.
+    Latency,
+    /// The machine's fsync rate: 4 KiB write + fdatasync in the data directory.
+    Fsync,
+}
+
+/// Durability of the SQLite store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// synchronous=FULL: each transaction is one WAL fsync (default, as `durable serve`).
+    #[default]
+    Full,
+    /// synchronous=NORMAL: no fsync per transaction; may lose the last commits on power loss.
+    Normal,
+}
+
+/// Arguments of `durable bench`.
+#[derive(Clone, Debug, Args)]
+pub struct BenchArgs {
+    /// Scenario to run.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Verifications to run [default: verify 1000, timeout 1000, park 10000, latency 200,
+    /// fsync 1000 (writes)].
+    #[arg(long, short = 'n')]
+    pub instances: Option<u64>,
+    /// Most verifications in flight at once [default: all of them; latency: 1].
+    #[arg(long, short = 'c')]
+    pub concurrency: Option<usize>,
+    /// Store: `sqlite` (a file in --data-dir) or a `postgres://` URL.
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+    /// SQLite durability.
+    #[arg(long, value_enum, default_value_t = Durability::Full)]
+    pub durability: Durability,
+    /// Drive start, raise event and status through an in-process HTTP server on 127.0.0.1
+    /// (keep-alive connections, x-functions-key) instead of the in-process client.
+    #[arg(long)]
+    pub via_http: bool,
+    /// Print the summary as JSON on stdout (the progress bar stays on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Verification window, e.g. 2s or 1h [default: timeout 10s, park 1h, others 90s]. Whole
+    /// seconds, at least 1 s (the sample's rule).
+    #[arg(long, value_parser = parse_window)]
+    pub window: Option<Duration>,
+    /// Directory of the database [default: a new temporary directory, deleted afterwards].
+    /// Use a directory on the disk you want to measure: fsync on a RAM disk costs nothing.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// park: after parking, close the store and runtime and reopen the same database; report
+    /// how long until it serves again (open + one fresh verification end to end).
+    #[arg(long)]
+    pub restart_check: bool,
+    /// Keep the temporary data directory (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl BenchArgs {
+    /// Arguments for `scenario` with every option at its default.
+    pub fn new(scenario: Scenario) -> Self {
+        BenchArgs {
+            scenario,
+            instances: None,
+            concurrency: None,
+            store: "sqlite".into(),
+            durability: Durability::Full,
+            via_http: false,
+            json: false,
+            window: None,
+            data_dir: None,
+            restart_check: false,
+            keep: false,
+        }
+    }
+}
+
+fn parse_window(text: &str) -> Result<Duration, String> {
+    let d = durable_phone_verification::parse_duration(text)?;
+    if d < Duration::from_secs(1) || d.subsec_nanos() != 0 {
+        return Err(format!("'{text}': the verification window is whole seconds, at least 1s"));
+    }
+    Ok(d)
+}
+
+/// Runs the benchmark and prints its summary (text, or JSON with `--json`) on stdout. Fails if
+/// any verification ended with the wrong result.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let json = args.json;
+    let report = run_report(args).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    report.ensure_passed()
+}
+
+/// Runs the benchmark and returns its report without printing it. The report's checks say
+/// whether every verification ended as it should; [`Report::ensure_passed`] turns a failed
+/// check into an error.
+pub async fn run_report(args: BenchArgs) -> anyhow::Result<Report> {
+    scenarios::run(args).await
+}

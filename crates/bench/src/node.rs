@@ -1,0 +1,294 @@
+//! The engine under test: an in-process runtime on a store, or a whole server driven over HTTP.
+
+use crate::Durability;
+use crate::sender::{BenchSender, Delivery, FreezableClock};
+use anyhow::{Context, bail};
+use durable_phone_verification::{EVENT, ORCHESTRATOR, VerificationKey, VerificationOptions};
+use durable_runtime::{Client, Registry, Runtime, RuntimeMetrics, RuntimeOptions};
+use durable_server::{Server, ServerOptions};
+use durable_store::{InstanceState, Store, StoreMetrics};
+use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The phone number every bench verification is started with.
+pub const PHONE: &str = "+14255550100";
+/// Longest wait for one verification (a stuck engine must fail the run, not hang it).
+pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+/// How to build a node; kept so the park scenario can reopen the same database.
+#[derive(Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub via_http: bool,
+    pub window: Duration,
+    pub system_key: String,
+    pub verification_key: VerificationKey,
+}
+
+impl NodeConfig {
+    pub fn new(data_dir: &Path, durability: Durability, via_http: bool, window: Duration) -> anyhow::Result<Self> {
+        Ok(NodeConfig {
+            data_dir: data_dir.to_owned(),
+            durability,
+            via_http,
+            window,
+            system_key: uuid::Uuid::new_v4().simple().to_string(),
+            verification_key: VerificationKey::generate().context("cannot generate a verification key")?,
+        })
+    }
+
+    /// The database file (`durable serve` uses the same name in its data directory).
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(durable_server::DATABASE_FILE)
+    }
+}
+
+enum Engine {
+    InProcess { runtime: Runtime },
+    Http { server: Server, http: HttpApi },
+}
+
+/// A running engine with the sample registered on the bench SMS sender.
+pub struct Node {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    client: Client,
+}
+
+impl Node {
+    /// Starts a node; verification codes arrive on the returned channel. `clock` replaces the
+    /// engine's clock (in-process only: `durable_server::Server` always runs on the system
+    /// clock).
+    pub async fn start(
+        config: &NodeConfig,
+        clock: Option<Arc<FreezableClock>>,
+    ) -> anyhow::Result<(Node, mpsc::UnboundedReceiver<Delivery>)> {
+        let (sender, codes) = BenchSender::new();
+        let options = VerificationOptions { window: config.window, ..VerificationOptions::default() };
+        let registry = durable_phone_verification::register(
+            Registry::new(),
+            Arc::new(sender),
+            config.verification_key.clone(),
+            options,
+        )
+        .map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let node = if config.via_http {
+            let mut options = ServerOptions {
+                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port: 0,
+                data_dir: config.data_dir.clone(),
+                durability: match config.durability {
+                    Durability::Full => durable_server::Durability::Full,
+                    Durability::Normal => durable_server::Durability::Normal,
+                },
+                ..ServerOptions::default()
+            };
+            options.http.system_keys = vec![config.system_key.clone()];
+            let server = Server::start(options, registry).await.context("cannot start the server")?;
+            let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;
+            let store = server.runtime().store().clone();
+            let client = server.client();
+            Node { engine: Engine::Http { server, http }, store, client }
+        } else {
+            let mut options = SqliteStoreOptions::new(config.db_path());
+            options.synchronous = match config.durability {
+                Durability::Full => Synchronous::Full,
+                Durability::Normal => Synchronous::Normal,
+            };
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options).context("cannot open the store")?);
+            let runtime = match clock {
+                Some(clock) => {
+                    Runtime::start_with_clock(store.clone(), registry, RuntimeOptions::default(), clock)
+                }
+                None => Runtime::start(store.clone(), registry, RuntimeOptions::default()),
+            }?;
+            let client = runtime.client();
+            Node { engine: Engine::InProcess { runtime }, store, client }
+        };
+        Ok((node, codes))
+    }
+
+    /// Stops the runtime (and HTTP server) and closes the store; everything acknowledged is
+    /// durable afterwards and the database can be reopened.
+    pub async fn shutdown(self) {
+        let Node { engine, store, client } = self;
+        drop(client);
+        match engine {
+            Engine::InProcess { runtime } => {
+                runtime.shutdown().await;
+                let _ = store.close().await;
+            }
+            Engine::Http { server, http } => {
+                drop(http);
+                server.shutdown().await;
+            }
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn runtime_metrics(&self) -> RuntimeMetrics {
+        match &self.engine {
+            Engine::InProcess { runtime } => runtime.metrics(),
+            Engine::Http { server, .. } => server.runtime().metrics(),
+        }
+    }
+
+    pub fn store_metrics(&self) -> StoreMetrics {
+        self.store.metrics()
+    }
+
+    /// Starts a verification of [`PHONE`] under `id`.
+    pub async fn start_verification(&self, id: &str) -> anyhow::Result<()> {
+        match &self.engine {
+            Engine::InProcess { .. } => {
+                self.client.start_with_id(ORCHESTRATOR, id, PHONE).await?;
+            }
+            Engine::Http { http, .. } => http.start(id).await?,
+        }
+        Ok(())
+    }
+
+    /// Answers `code` (sent as a JSON string, so leading zeros survive).
+    pub async fn answer(&self, id: &str, code: u16) -> anyhow::Result<()> {
+        let code = format!("{code:04}");
+        match &self.engine {
+            Engine::InProcess { .. } => self.client.raise_event(id, EVENT, &code).await?,
+            Engine::Http { http, .. } => http.raise(id, &code).await?,
+        }
+        Ok(())
+    }
+
+    /// Waits until the instance finishes. Notification-driven (the store wakes the waiter
+    /// when the completing turn is committed), so it adds no polling load, also over HTTP,
+    /// where the API offers only polling.
+    pub async fn wait(&self, id: &str) -> anyhow::Result<()> {
+        self.client.wait_for_completion(id, WAIT_LIMIT).await?;
+        Ok(())
+    }
+
+    /// The verification's result: `Some(true/false)` when it completed, `None` otherwise.
+    /// Read through the HTTP status route when driving over HTTP.
+    pub async fn outcome(&self, id: &str) -> anyhow::Result<Outcome> {
+        match &self.engine {
+            Engine::InProcess { .. } => {
+                let state = self.client.status(id).await?;
+                Ok(Outcome::of_state(state.as_ref()))
+            }
+            Engine::Http { http, .. } => http.outcome(id).await,
+        }
+    }
+}
+
+/// How a verification ended, as seen by the driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Completed with this output.
+    Verified(bool),
+    /// Anything else (still running, failed, unknown, odd output): described.
+    Other(String),
+}
+
+impl Outcome {
+    fn of_state(state: Option<&InstanceState>) -> Outcome {
+        let Some(state) = state else {
+            return Outcome::Other("not found".into());
+        };
+        if state.status != durable_core::RuntimeStatus::Completed {
+            let why = state.failure.as_ref().map(|f| format!(": {}", f.message)).unwrap_or_default();
+            return Outcome::Other(format!("{}{why}", state.status));
+        }
+        match state.output.as_ref().map(|p| p.decode::<bool>()) {
+            Some(Ok(v)) => Outcome::Verified(v),
+            other => Outcome::Other(format!("Completed with output {other:?}")),
+        }
+    }
+}
+
+/// The Durable Functions HTTP API, as a client uses it: keep-alive connections, the system key
+/// in `x-functions-key`.
+struct HttpApi {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+}
+
+impl HttpApi {
+    fn new(base: &str, key: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(HttpApi { http, base: base.to_owned(), key: key.to_owned() })
+    }
+
+    async fn start(&self, id: &str) -> anyhow::Result<()> {
+        let url = format!("{}/api/orchestrators/{ORCHESTRATOR}/{id}", self.base);
+        let response = self
+            .http
+            .post(url)
+            .header("x-functions-key", &self.key)
+            .header("content-type", "application/json")
+            .body(serde_json::to_string(PHONE)?)
+            .send()
+            .await?;
+        expect_status(response, reqwest::StatusCode::ACCEPTED, "start").await
+    }
+
+    async fn raise(&self, id: &str, code: &str) -> anyhow::Result<()> {
+        let url = format!("{}/runtime/webhooks/durabletask/instances/{id}/raiseEvent/{EVENT}", self.base);
+        let response = self
+            .http
+            .post(url)
+            .header("x-functions-key", &self.key)
+            .header("content-type", "application/json")
+            .body(serde_json::to_string(code)?)
+            .send()
+            .await?;
+        expect_status(response, reqwest::StatusCode::ACCEPTED, "raise event").await
+    }
+
+    async fn outcome(&self, id: &str) -> anyhow::Result<Outcome> {
+        let url = format!("{}/runtime/webhooks/durabletask/instances/{id}", self.base);
+        let response = self.http.get(url).header("x-functions-key", &self.key).send().await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("status response is not JSON")?;
+        if !status.is_success() {
+            return Ok(Outcome::Other(format!("HTTP {status}: {body}")));
+        }
+        if body["runtimeStatus"] != "Completed" {
+            return Ok(Outcome::Other(format!("{}", body["runtimeStatus"])));
+        }
+        match body["output"].as_bool() {
+            Some(v) => Ok(Outcome::Verified(v)),
+            None => Ok(Outcome::Other(format!("Completed with output {}", body["output"]))),
+        }
+    }
+}
+
+async fn expect_status(
+    response: reqwest::Response,
+    expected: reqwest::StatusCode,
+    what: &str,
+) -> anyhow::Result<()> {
+    let status = response.status();
+    // Reading the body to its end is what lets the connection go back to the pool.
+    let body = response.bytes().await?;
+    if status != expected {
+        bail!("{what}: HTTP {status} (expected {expected}): {}", String::from_utf8_lossy(&body));
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The bench SMS sender, instance ids, and the engine clock the timeout scenario freezes.
+
+use async_trait::async_trait;
+use durable_phone_verification::{SmsError, SmsSender};
+use durable_store::{Clock, SystemClock};
+use jiff::Timestamp;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc;
+
+/// A code delivered by the sample's activity: (instance number, code).
+pub type Delivery = (u32, u16);
+
+/// Hands each verification code to the driver over a channel instead of sending an SMS, so
+/// the driver can answer at once. Nothing is logged or stored.
+pub struct BenchSender {
+    codes: mpsc::UnboundedSender<Delivery>,
+}
+
+impl BenchSender {
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Delivery>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (BenchSender { codes: tx }, rx)
+    }
+}
+
+#[async_trait]
+impl SmsSender for BenchSender {
+    async fn send(&self, _to: &str, body: &str, reference: &str) -> Result<(), SmsError> {
+        let permanent = |message: String| SmsError { message, permanent: true };
+        // `reference` is "{instance_id}:{execution_id}:{task_id}"; split from the right in
+        // case an instance id contains ':'.
+        let instance = reference
+            .rsplitn(3, ':')
+            .nth(2)
+            .ok_or_else(|| permanent(format!("unexpected activity reference '{reference}'")))?;
+        let index = instance_index(instance)
+            .ok_or_else(|| permanent(format!("'{instance}' is not a bench instance id")))?;
+        // The sample's text is "Your verification code is 0042"; the bench runs 4-digit codes.
+        let code = body
+            .rsplit(' ')
+            .next()
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| permanent("the SMS text does not end with a 4-digit code".into()))?;
+        // A closed channel means the driver is gone (shutting down); nothing to deliver to.
+        let _ = self.codes.send((index, code));
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "bench sender (codes go to the benchmark driver)".into()
+    }
+}
+
+/// Instance ids are 32 hex digits, like the ids the HTTP API generates, so database bytes per
+/// instance are representative: the instance number in 8 digits, then 24 digits of a per-run
+/// nonce (so two runs on one database never collide).
+#[derive(Clone)]
+pub struct Ids {
+    nonce: String,
+}
+
+impl Ids {
+    pub fn new() -> Self {
+        let uuid = uuid::Uuid::new_v4().simple().to_string();
+        Ids { nonce: uuid[..24].to_owned() }
+    }
+
+    pub fn id(&self, index: u32) -> String {
+        format!("{index:08x}{}", self.nonce)
+    }
+}
+
+pub fn instance_index(id: &str) -> Option<u32> {
+    if id.len() != 32 {
+        return None;
+    }
+    u32::from_str_radix(id.get(..8)?, 16).ok()
+}
+
+/// The engine's clock, which the timeout scenario stops at one instant while it starts its
+/// verifications: every turn then records that instant, so every timer gets the same due time
+/// (`instant + window`) however long the start takes, and all of them come due at once, the
+/// worst case for the timer path. The store keeps the real clock, so timers fire by real time.
+pub struct FreezableClock {
+    frozen_at: Option<Timestamp>,
+    frozen: AtomicBool,
+}
+
+impl FreezableClock {
+    pub fn frozen_now() -> Self {
+        FreezableClock { frozen_at: Some(Timestamp::now()), frozen: AtomicBool::new(true) }
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::Release);
+    }
+}
+
+impl Clock for FreezableClock {
+    fn now(&self) -> Timestamp {
+        match self.frozen_at {
+            Some(t) if self.frozen.load(Ordering::Acquire) => t,
+            _ => SystemClock.now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sender_hands_the_code_to_the_driver() {
+        let ids = Ids::new();
+        let (sender, mut rx) = BenchSender::new();
+        let reference = format!("{}:exec:0", ids.id(42));
+        sender.send("+1", "Your verification code is 0042", &reference).await.unwrap();
+        assert_eq!(rx.recv().await, Some((42, 42)));
+        assert!(sender.send("+1", "Your verification code is 0042", "nope:exec:0").await.is_err());
+        assert!(sender.send("+1", "no code", &reference).await.is_err());
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        let ids = Ids::new();
+        assert_eq!(ids.id(7).len(), 32);
+        assert_eq!(instance_index(&ids.id(123_456)), Some(123_456));
+        assert_eq!(instance_index("short"), None);
+    }
+
+    #[test]
+    fn a_frozen_clock_stands_still_until_thawed() {
+        let clock = FreezableClock::frozen_now();
+        let t = clock.now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(clock.now(), t);
+        clock.thaw();
+        assert!(clock.now() > t);
+    }
+}
