@@ -178,6 +178,7 @@ impl SqliteStore {
         let writer = std::thread::Builder::new()
             .name("durable-sqlite-writer".into())
             .spawn(move || {
+                let _closed = MarkClosedOnExit(writer_shared.clone());
                 writer::run(conn, rx, writer_shared, max_batch);
                 // Released only once the last write is durable.
                 drop(lock);
@@ -251,6 +252,23 @@ impl SqliteStore {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// Marks the store closed when the writer thread ends, normally (close, last handle dropped)
+/// or by a panic (a bug): callers then get `Unavailable` at once and waiters stop waiting,
+/// instead of every write failing one by one.
+struct MarkClosedOnExit(Arc<Shared>);
+
+impl Drop for MarkClosedOnExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("the SQLite writer thread panicked; the store is closed");
+        }
+        self.0.closed.store(true, Ordering::Release);
+        self.0.orchestration_work.notify_waiters();
+        self.0.activity_work.notify_waiters();
+        self.0.waiters.notify_all();
     }
 }
 
