@@ -206,12 +206,11 @@ pub(crate) fn token_param(token: u64) -> i64 {
     i64::try_from(token).unwrap_or(-1)
 }
 
-/// Work items from `fetch_orchestration_work`'s rows, in lease order; the second list holds
-/// leased instances without visible messages (to release).
-pub(crate) fn work_from_rows(
-    rows: &[Row],
-    expires: Micros,
-) -> Result<(Vec<OrchestrationWorkItem>, Vec<(String, i64)>)> {
+/// Leased instances without visible messages: (instance id, token), to release.
+pub(crate) type Stale = Vec<(String, i64)>;
+
+/// Work items from `fetch_orchestration_work`'s rows, in lease order, and the stale leases.
+pub(crate) fn work_from_rows(rows: &[Row], expires: Micros) -> Result<(Vec<OrchestrationWorkItem>, Stale)> {
     let mut items: Vec<OrchestrationWorkItem> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut messages: Vec<(String, Message)> = Vec::new();

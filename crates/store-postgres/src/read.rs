@@ -42,19 +42,22 @@ pub(crate) fn history_from_rows(rows: &[Row]) -> Result<Option<Vec<HistoryEvent>
     Ok(Some(events))
 }
 
-/// The statement and parameters of one `query_instances` page. The page size is one more than
-/// asked: the extra row tells whether another page exists, so the last page has no
-/// continuation.
+/// Owned statement parameters.
+pub(crate) type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// The statement, parameters and page size of one `query_instances` page. The statement asks
+/// for one row more than the page size: the extra row tells whether another page exists, so
+/// the last page has no continuation.
 pub(crate) fn query_statement(
     table: &str,
     columns: &str,
     q: &InstanceQuery,
-) -> Result<(String, Vec<Box<dyn ToSql + Sync + Send>>, usize)> {
+) -> Result<(String, Params, usize)> {
     let mut sql = format!(
         "SELECT {}, {columns} FROM {table} WHERE true",
         if q.include_input { "input" } else { "NULL::text" }
     );
-    let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut args: Params = Vec::new();
     if !q.statuses.is_empty() {
         args.push(Box::new(q.statuses.iter().map(|s| codec::status_code(*s)).collect::<Vec<i16>>()));
         sql.push_str(&format!(" AND status = ANY (${})", args.len()));

@@ -86,7 +86,7 @@ async fn concurrent_fetchers_on_two_nodes_never_share_an_instance() {
     for t in tasks {
         t.await.unwrap();
     }
-    let turns = turns.lock();
+    let turns = turns.lock().clone();
     let spread: HashSet<usize> = turns.values().flat_map(|(_, w)| w.iter().copied()).collect();
     println!("turns per worker spread over {} workers", spread.len());
     for i in 0..N {
