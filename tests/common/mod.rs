@@ -125,6 +125,12 @@ impl Durable {
         response.json().await.unwrap()
     }
 
+    /// Like [`start_verification`](Self::start_verification), owning its argument (for
+    /// `join_all`).
+    pub async fn start_verification_owned(&self, phone_json: String) -> Value {
+        self.start_verification(&phone_json).await
+    }
+
     /// Raises the answer through the `sendEventPostUri` of `start` (as a client of the original
     /// would); returns the status code.
     pub async fn answer(&self, start: &Value, body: &str) -> u16 {

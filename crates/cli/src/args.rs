@@ -210,6 +210,13 @@ pub struct ServeArgs {
     /// Durability of SQLite commits [default: full].
     #[arg(long, value_enum, env = "DURABLE_DURABILITY")]
     pub durability: Option<DurabilityArg>,
+    /// Store: `sqlite` (embedded file in the data directory) or a `postgres://user@host:port/db`
+    /// URL shared by several nodes [default: sqlite].
+    #[arg(long, env = "DURABLE_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// PostgreSQL schema of this task hub, so several hubs can share one database [default: durable].
+    #[arg(long, env = "DURABLE_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
     /// Serve the HTTP API without a key (local experiments only).
     #[arg(long)]
     pub no_auth: bool,

@@ -70,6 +70,12 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
             DurabilityArg::Normal => Durability::Normal,
         };
     }
+    if let Some(store) = &args.store {
+        server.store = Some(store.clone());
+    }
+    if let Some(schema) = &args.postgres_schema {
+        server.postgres_schema = Some(schema.clone());
+    }
     if args.no_auth {
         server.allow_no_auth = true;
     }
@@ -188,9 +194,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
         );
     }
+    let store_description = durable_server::describe_store(&settings.server);
     let server = Server::start(settings.server, registry).await?;
     tracing::info!(
         addr = %server.local_addr(),
+        store = %store_description,
         data_dir = %data_dir.display(),
         sms = %sms_description,
         window_secs = settings.verification.window.as_secs(),

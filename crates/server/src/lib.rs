@@ -92,6 +92,11 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// SQLite durability.
     pub durability: Durability,
+    /// `postgres://…` to share a PostgreSQL database with other nodes instead of the embedded
+    /// SQLite file (the data directory then only holds keys and the development outbox).
+    pub store: Option<String>,
+    /// PostgreSQL schema of this task hub (default `durable`).
+    pub postgres_schema: Option<String>,
     /// HTTP API settings. When `system_keys` is empty and `allow_no_auth` is false, the key in
     /// `<data_dir>/system.key` is used (generated on first start).
     pub http: HttpOptions,
@@ -108,10 +113,51 @@ impl Default for ServerOptions {
             port: 7071,
             data_dir: PathBuf::from("durable-data"),
             durability: Durability::Full,
+            store: None,
+            postgres_schema: None,
             http: HttpOptions::default(),
             allow_no_auth: false,
             runtime: RuntimeOptions::default(),
         }
+    }
+}
+
+/// What `--store` selects.
+pub fn describe_store(options: &ServerOptions) -> String {
+    match options.store.as_deref() {
+        Some(url) if is_postgres_url(url) => {
+            format!("PostgreSQL (schema {})", options.postgres_schema.as_deref().unwrap_or("durable"))
+        }
+        _ => format!("SQLite {}", options.data_dir.join(DATABASE_FILE).display()),
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the store `options` select: the SQLite file of the data directory, or PostgreSQL.
+pub async fn open_store(options: &ServerOptions) -> Result<Arc<dyn Store>, Error> {
+    match options.store.as_deref() {
+        None | Some("sqlite") => {
+            let mut store_options = SqliteStoreOptions::new(options.data_dir.join(DATABASE_FILE));
+            store_options.synchronous = match options.durability {
+                Durability::Full => Synchronous::Full,
+                Durability::Normal => Synchronous::Normal,
+            };
+            Ok(Arc::new(SqliteStore::open(store_options)?))
+        }
+        Some(url) if is_postgres_url(url) => {
+            let mut pg = durable_store_postgres::PostgresStoreOptions::new(url);
+            if let Some(schema) = &options.postgres_schema {
+                pg.schema = schema.clone();
+            }
+            Ok(Arc::new(durable_store_postgres::PostgresStore::connect(pg).await?))
+        }
+        Some(other) => Err(Error::Config(format!(
+            "unknown store '{}': use `sqlite` (the default) or a postgres://user@host:port/database URL",
+            other.split(['@', '?']).next().unwrap_or_default()
+        ))),
     }
 }
 
@@ -138,12 +184,7 @@ impl Server {
             options.http.system_keys.push(key);
         }
         options.runtime.validate().map_err(Error::Config)?;
-        let mut store_options = SqliteStoreOptions::new(options.data_dir.join(DATABASE_FILE));
-        store_options.synchronous = match options.durability {
-            Durability::Full => Synchronous::Full,
-            Durability::Normal => Synchronous::Normal,
-        };
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(store_options)?);
+        let store = open_store(&options).await?;
         let runtime = Runtime::start(store.clone(), registry, options.runtime.clone())
             .map_err(|e| Error::Config(e.to_string()))?;
         let state = HttpState::new(runtime.client(), options.http.clone())
