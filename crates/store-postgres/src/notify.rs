@@ -28,6 +28,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 /// (remote listeners time out and re-read, as the contract allows).
 const MAX_PAYLOAD: usize = 7900;
 
+/// Most completions queued while the listener is down; later ones are not sent (a completion
+/// notification is a hint: remote listeners time out and re-read).
+const MAX_QUEUED_COMPLETIONS: usize = 10_000;
+
 /// Reconnect delays of the listener.
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
@@ -86,8 +90,10 @@ impl Signals {
     /// An instance finished.
     pub fn finished(&self, instance_id: &str) {
         self.completions.notify(instance_id);
-        if instance_id.len() <= MAX_PAYLOAD {
-            self.outbox.lock().completed.push(instance_id.to_owned());
+        let mut outbox = self.outbox.lock();
+        if instance_id.len() <= MAX_PAYLOAD && outbox.completed.len() < MAX_QUEUED_COMPLETIONS {
+            outbox.completed.push(instance_id.to_owned());
+            drop(outbox);
             self.outbox_ready.notify_one();
         }
     }
