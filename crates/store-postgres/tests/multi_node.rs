@@ -224,3 +224,38 @@ async fn a_timer_created_on_one_node_fires_on_another_after_it_is_gone() {
     assert_eq!(fired, 1);
     assert!(b.fetch_orchestration_work(10, LONG).await.unwrap().is_empty(), "consumed by the commit");
 }
+
+/// The fetch race of duroxide-pg: fetchers that start together must not report "no work"
+/// because they lost a candidate to another fetcher while other candidates remained. With as
+/// many single-item fetchers as ready instances, started at once on two nodes, every fetcher
+/// gets one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_single_fetches_each_get_an_instance() {
+    let Some(db) = database().await else { return };
+    let nodes = [Arc::new(db.store().await), Arc::new(db.store().await)];
+    const N: usize = 10;
+    for round in 0..5 {
+        for i in 0..N {
+            nodes[0].create_instance(create_request(&format!("race-{round}-{i}"), "Orch")).await.unwrap();
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(N));
+        let fetchers: Vec<_> = (0..N)
+            .map(|i| {
+                let (store, start) = (nodes[i % 2].clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.fetch_orchestration_work(1, LONG).await.unwrap()
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for f in fetchers {
+            let items = f.await.unwrap();
+            assert_eq!(items.len(), 1, "round {round}: a fetcher found no work while instances were ready");
+            got.push(items[0].lease.instance_id.clone());
+        }
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), N, "round {round}: an instance was handed out twice");
+    }
+}
