@@ -92,6 +92,11 @@
 //! schema migrated by a newer build is refused. Several task hubs share a database by using
 //! several schemas.
 //!
+//! **Deployment notes.** Each node uses [`PostgresStoreOptions::pool_size`] connections plus
+//! one for the listener, which needs a real session: through PgBouncer use session pooling
+//! (LISTEN does not work in transaction pooling). Connections are made without TLS for now
+//! (`sslmode=disable`/`prefer`), so reach a remote server over a private network or a tunnel.
+//!
 //! Status-row timestamps are kept at microsecond precision (event timestamps inside histories
 //! and messages keep full precision).
 #![warn(missing_docs)]
