@@ -1,5 +1,5 @@
 //! The **durable** runtime: runs registered orchestrators and activities against a
-//! [`Store`](durable_store::Store), and offers the [`Client`] to start and manage instances.
+//! [`Store`], and offers the [`Client`] to start and manage instances.
 //!
 //! - The orchestration dispatcher fetches instances with new messages (woken by the store's
 //!   notifications, never by polling), runs their turns concurrently, one at a time per
