@@ -1,27 +1,42 @@
 //! The engine under test: an in-process runtime on a store, or a whole server driven over HTTP.
 
 use crate::Durability;
+use crate::measure::sqlite_bytes;
 use crate::sender::{BenchSender, Delivery, FreezableClock};
 use anyhow::{Context, bail};
+use durable_http::{HttpOptions, HttpState};
 use durable_phone_verification::{EVENT, ORCHESTRATOR, VerificationKey, VerificationOptions};
 use durable_runtime::{Client, Registry, Runtime, RuntimeMetrics, RuntimeOptions};
 use durable_server::{Server, ServerOptions};
 use durable_store::{InstanceState, Store, StoreMetrics};
+use durable_store_postgres::{PostgresStore, PostgresStoreOptions};
 use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// The phone number every bench verification is started with.
 pub const PHONE: &str = "+14255550100";
 /// Longest wait for one verification (a stuck engine must fail the run, not hang it).
 pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
+/// Where the engine keeps its state.
+#[derive(Clone, Debug)]
+pub enum StoreKind {
+    /// `durable.db` in the data directory.
+    Sqlite,
+    /// A PostgreSQL server; each run works in a schema of its own.
+    Postgres { url: String, schema: String },
+}
+
 /// How to build a node; kept so the park scenario can reopen the same database.
 #[derive(Clone)]
 pub struct NodeConfig {
+    pub store: StoreKind,
     pub data_dir: PathBuf,
     pub durability: Durability,
     pub via_http: bool,
@@ -31,8 +46,15 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    pub fn new(data_dir: &Path, durability: Durability, via_http: bool, window: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        store: StoreKind,
+        data_dir: &Path,
+        durability: Durability,
+        via_http: bool,
+        window: Duration,
+    ) -> anyhow::Result<Self> {
         Ok(NodeConfig {
+            store,
             data_dir: data_dir.to_owned(),
             durability,
             via_http,
@@ -46,11 +68,60 @@ impl NodeConfig {
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(durable_server::DATABASE_FILE)
     }
+
+    /// Bytes the store occupies: (main, write-ahead log). PostgreSQL: tables with their
+    /// indexes and TOAST (`pg_total_relation_size`) of the run's schema; its WAL is shared by
+    /// the whole server, so not counted.
+    pub async fn store_bytes(&self) -> anyhow::Result<(u64, u64)> {
+        match &self.store {
+            StoreKind::Sqlite => Ok(sqlite_bytes(&self.db_path())),
+            StoreKind::Postgres { url, schema } => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                let connection = tokio::spawn(connection);
+                let row = client
+                    .query_one(
+                        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+                        &[schema],
+                    )
+                    .await?;
+                drop(client);
+                let _ = connection.await;
+                Ok((row.get::<_, i64>(0).max(0) as u64, 0))
+            }
+        }
+    }
+
+    /// Drops the run's PostgreSQL schema (SQLite files go with the data directory).
+    pub async fn drop_store(&self) -> anyhow::Result<()> {
+        if let StoreKind::Postgres { url, schema } = &self.store {
+            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            let connection = tokio::spawn(connection);
+            // The schema name is ours ("bench_" + hex digits), so quoting it is enough.
+            client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await?;
+            drop(client);
+            let _ = connection.await;
+        }
+        Ok(())
+    }
 }
 
 enum Engine {
-    InProcess { runtime: Runtime },
-    Http { server: Server, http: HttpApi },
+    InProcess {
+        runtime: Runtime,
+    },
+    /// `durable_server::Server` (SQLite), driven over HTTP.
+    Server {
+        server: Server,
+        http: HttpApi,
+    },
+    /// The runtime behind the same HTTP API, for stores the server library does not open.
+    Http {
+        runtime: Runtime,
+        http: HttpApi,
+        stop: oneshot::Sender<()>,
+        serving: JoinHandle<()>,
+    },
 }
 
 /// A running engine with the sample registered on the bench SMS sender.
@@ -79,38 +150,61 @@ impl Node {
         .map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let node = if config.via_http {
-            let mut options = ServerOptions {
-                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                port: 0,
-                data_dir: config.data_dir.clone(),
-                durability: match config.durability {
-                    Durability::Full => durable_server::Durability::Full,
-                    Durability::Normal => durable_server::Durability::Normal,
-                },
-                ..ServerOptions::default()
-            };
-            options.http.system_keys = vec![config.system_key.clone()];
-            let server = Server::start(options, registry).await.context("cannot start the server")?;
-            let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;
-            let store = server.runtime().store().clone();
-            let client = server.client();
-            Node { engine: Engine::Http { server, http }, store, client }
-        } else {
-            let mut options = SqliteStoreOptions::new(config.db_path());
-            options.synchronous = match config.durability {
-                Durability::Full => Synchronous::Full,
-                Durability::Normal => Synchronous::Normal,
-            };
-            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(options).context("cannot open the store")?);
-            let runtime = match clock {
-                Some(clock) => {
-                    Runtime::start_with_clock(store.clone(), registry, RuntimeOptions::default(), clock)
-                }
-                None => Runtime::start(store.clone(), registry, RuntimeOptions::default()),
-            }?;
-            let client = runtime.client();
-            Node { engine: Engine::InProcess { runtime }, store, client }
+        let node = match (&config.store, config.via_http) {
+            (StoreKind::Sqlite, true) => {
+                let mut options = ServerOptions {
+                    bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    port: 0,
+                    data_dir: config.data_dir.clone(),
+                    durability: match config.durability {
+                        Durability::Full => durable_server::Durability::Full,
+                        Durability::Normal => durable_server::Durability::Normal,
+                    },
+                    ..ServerOptions::default()
+                };
+                options.http.system_keys = vec![config.system_key.clone()];
+                let server = Server::start(options, registry).await.context("cannot start the server")?;
+                let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;
+                let store = server.runtime().store().clone();
+                let client = server.client();
+                Node { engine: Engine::Server { server, http }, store, client }
+            }
+            (kind, via_http) => {
+                let store = open_store(kind, config).await?;
+                let options = RuntimeOptions::default();
+                let runtime = match clock {
+                    Some(clock) => Runtime::start_with_clock(store.clone(), registry, options, clock),
+                    None => Runtime::start(store.clone(), registry, options),
+                }?;
+                let client = runtime.client();
+                let engine = if via_http {
+                    let state = HttpState::new(
+                        client.clone(),
+                        HttpOptions {
+                            system_keys: vec![config.system_key.clone()],
+                            ..HttpOptions::default()
+                        },
+                    )?;
+                    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+                    let http =
+                        HttpApi::new(&format!("http://{}", listener.local_addr()?), &config.system_key)?;
+                    let (stop, stopped) = oneshot::channel::<()>();
+                    let serving = tokio::spawn(async move {
+                        let shutdown = async move {
+                            let _ = stopped.await;
+                        };
+                        if let Err(e) =
+                            durable_http::serve(listener, durable_http::router(state), shutdown).await
+                        {
+                            eprintln!("the bench HTTP server stopped: {e}");
+                        }
+                    });
+                    Engine::Http { runtime, http, stop, serving }
+                } else {
+                    Engine::InProcess { runtime }
+                };
+                Node { engine, store, client }
+            }
         };
         Ok((node, codes))
     }
@@ -125,9 +219,16 @@ impl Node {
                 runtime.shutdown().await;
                 let _ = store.close().await;
             }
-            Engine::Http { server, http } => {
+            Engine::Server { server, http } => {
                 drop(http);
                 server.shutdown().await;
+            }
+            Engine::Http { runtime, http, stop, serving } => {
+                drop(http);
+                let _ = stop.send(());
+                let _ = serving.await;
+                runtime.shutdown().await;
+                let _ = store.close().await;
             }
         }
     }
@@ -142,8 +243,8 @@ impl Node {
 
     pub fn runtime_metrics(&self) -> RuntimeMetrics {
         match &self.engine {
-            Engine::InProcess { runtime } => runtime.metrics(),
-            Engine::Http { server, .. } => server.runtime().metrics(),
+            Engine::InProcess { runtime } | Engine::Http { runtime, .. } => runtime.metrics(),
+            Engine::Server { server, .. } => server.runtime().metrics(),
         }
     }
 
@@ -157,7 +258,7 @@ impl Node {
             Engine::InProcess { .. } => {
                 self.client.start_with_id(ORCHESTRATOR, id, PHONE).await?;
             }
-            Engine::Http { http, .. } => http.start(id).await?,
+            Engine::Server { http, .. } | Engine::Http { http, .. } => http.start(id).await?,
         }
         Ok(())
     }
@@ -167,7 +268,7 @@ impl Node {
         let code = format!("{code:04}");
         match &self.engine {
             Engine::InProcess { .. } => self.client.raise_event(id, EVENT, &code).await?,
-            Engine::Http { http, .. } => http.raise(id, &code).await?,
+            Engine::Server { http, .. } | Engine::Http { http, .. } => http.raise(id, &code).await?,
         }
         Ok(())
     }
@@ -188,9 +289,27 @@ impl Node {
                 let state = self.client.status(id).await?;
                 Ok(Outcome::of_state(state.as_ref()))
             }
-            Engine::Http { http, .. } => http.outcome(id).await,
+            Engine::Server { http, .. } | Engine::Http { http, .. } => http.outcome(id).await,
         }
     }
+}
+
+async fn open_store(kind: &StoreKind, config: &NodeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match kind {
+        StoreKind::Sqlite => {
+            let mut options = SqliteStoreOptions::new(config.db_path());
+            options.synchronous = match config.durability {
+                Durability::Full => Synchronous::Full,
+                Durability::Normal => Synchronous::Normal,
+            };
+            Arc::new(SqliteStore::open(options).context("cannot open the SQLite store")?)
+        }
+        StoreKind::Postgres { url, schema } => {
+            let mut options = PostgresStoreOptions::new(url.clone());
+            options.schema = schema.clone();
+            Arc::new(PostgresStore::connect(options).await.context("cannot connect to PostgreSQL")?)
+        }
+    })
 }
 
 /// How a verification ended, as seen by the driver.

@@ -139,7 +139,11 @@ impl Report {
                 )
             })
             .collect();
-        if failed.is_empty() { Ok(()) } else { anyhow::bail!("benchmark check failed: {}", failed.join(" / ")) }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("benchmark check failed: {}", failed.join(" / "))
+        }
     }
 
     /// The value of an `extra` entry.
@@ -193,6 +197,13 @@ impl Report {
             }
         }
         let r = &self.resources;
+        if self.scenario == crate::Scenario::Fsync {
+            let _ = writeln!(s, "\npeak RSS {:.1} MiB", r.peak_rss_mib);
+            for n in &self.notes {
+                let _ = writeln!(s, "note: {n}");
+            }
+            return s;
+        }
         let _ = writeln!(
             s,
             "\nresources: peak RSS {:.1} MiB; database {} + WAL {} bytes = {:.0} bytes per instance",
@@ -206,7 +217,11 @@ impl Report {
         let _ = writeln!(
             s,
             "runtime: {} turns, {} replays, {} discarded turns, {} activities, {} cached executions",
-            r.runtime.turns, r.runtime.replays, r.runtime.turns_discarded, r.runtime.activities, r.runtime.cached_executions
+            r.runtime.turns,
+            r.runtime.replays,
+            r.runtime.turns_discarded,
+            r.runtime.activities,
+            r.runtime.cached_executions
         );
         for (name, value) in &self.extra {
             let _ = writeln!(s, "{name}: {value:.3}");

@@ -1,7 +1,7 @@
 //! The scenarios: each starts a node, drives the sample, checks every result and measures.
 
-use crate::measure::{Latencies, cpu_time, peak_rss_bytes, rss_bytes, sqlite_bytes};
-use crate::node::{Node, NodeConfig, Outcome, WAIT_LIMIT};
+use crate::measure::{Latencies, cpu_time, peak_rss_bytes, rss_bytes};
+use crate::node::{Node, NodeConfig, Outcome, StoreKind, WAIT_LIMIT};
 use crate::report::{Check, Percentiles, Phase, Report, Resources};
 use crate::sender::{Delivery, FreezableClock, Ids};
 use crate::{BenchArgs, Scenario};
@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 const MAX_LISTED_FAILURES: usize = 5;
 
 struct Ctx {
+    store: StoreKind,
     args: BenchArgs,
     n: u64,
     c: usize,
@@ -34,7 +35,7 @@ struct Ctx {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
-    check_store(&args.store)?;
+    let store = store_kind(&args.store)?;
     let n = args.instances.unwrap_or(match args.scenario {
         Scenario::Verify | Scenario::Timeout | Scenario::Fsync => 1000,
         Scenario::Park => 10_000,
@@ -72,11 +73,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let keep = args.keep;
     let ctx = Ctx {
+        store,
         n,
         c: c.min(n as usize).max(1),
         window,
         data_dir,
-        started_at: Timestamp::now().round(jiff::Unit::Second).map_or_else(|_| String::new(), |t| t.to_string()),
+        started_at: Timestamp::now()
+            .round(jiff::Unit::Second)
+            .map_or_else(|_| String::new(), |t| t.to_string()),
         args,
     };
     let result = match ctx.args.scenario {
@@ -86,30 +90,41 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         Scenario::Latency => latency(&ctx).await,
         Scenario::Fsync => fsync(&ctx).await,
     };
-    if let Some(temp) = temp
-        && keep
-    {
-        eprintln!("kept the data directory {}", temp.keep().display());
+    if keep {
+        if let Some(temp) = temp {
+            eprintln!("kept the data directory {}", temp.keep().display());
+        }
+        if let StoreKind::Postgres { schema, .. } = &ctx.store {
+            eprintln!("kept the PostgreSQL schema {schema}");
+        }
+    } else if let Err(e) = ctx.config()?.drop_store().await {
+        eprintln!("note: could not drop the bench schema: {e:#}");
     }
     result
 }
 
-fn check_store(store: &str) -> anyhow::Result<()> {
+fn store_kind(store: &str) -> anyhow::Result<StoreKind> {
     if store == "sqlite" {
-        return Ok(());
+        return Ok(StoreKind::Sqlite);
     }
     if store.starts_with("postgres://") || store.starts_with("postgresql://") {
-        bail!(
-            "--store postgres is not available yet: the PostgreSQL store (crates/store-postgres) has not \
-             landed in this build; use --store sqlite"
-        );
+        // A schema of its own per run: runs never see each other's instances, and the size of
+        // the schema is the size of this run's data.
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        return Ok(StoreKind::Postgres { url: store.to_owned(), schema });
     }
     bail!("unknown --store '{store}': use sqlite or a postgres:// URL")
 }
 
 impl Ctx {
     fn config(&self) -> anyhow::Result<NodeConfig> {
-        NodeConfig::new(&self.data_dir, self.args.durability, self.args.via_http, self.window)
+        NodeConfig::new(
+            self.store.clone(),
+            &self.data_dir,
+            self.args.durability,
+            self.args.via_http,
+            self.window,
+        )
     }
 
     fn report(&self, phases: Vec<Phase>, resources: Resources) -> Report {
@@ -118,7 +133,11 @@ impl Ctx {
             started_at: self.started_at.clone(),
             instances: self.n,
             concurrency: self.c,
-            store: self.args.store.clone(),
+            store: match &self.store {
+                StoreKind::Sqlite => "sqlite".into(),
+                // The URL may hold a password: only the kind and schema are reported.
+                StoreKind::Postgres { schema, .. } => format!("postgres (schema {schema})"),
+            },
             durability: self.args.durability,
             via_http: self.args.via_http,
             window_secs: self.window.as_secs(),
@@ -178,16 +197,16 @@ impl PhaseTimer {
     }
 }
 
-fn resources(node: &Node, db: &Path, instances: u64) -> Resources {
-    let (db_bytes, wal_bytes) = sqlite_bytes(db);
-    Resources {
+async fn resources(node: &Node, config: &NodeConfig, instances: u64) -> anyhow::Result<Resources> {
+    let (db_bytes, wal_bytes) = config.store_bytes().await?;
+    Ok(Resources {
         peak_rss_mib: mib(peak_rss_bytes()),
         db_bytes,
         wal_bytes,
         db_bytes_per_instance: (db_bytes + wal_bytes) as f64 / instances.max(1) as f64,
         store: node.store_metrics(),
         runtime: node.runtime_metrics(),
-    }
+    })
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -198,9 +217,9 @@ fn progress(n: u64, what: &str) -> ProgressBar {
     // indicatif draws on stderr and hides itself when stderr is not a terminal, so stdout
     // carries only the summary.
     let bar = ProgressBar::new(n);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta}")
-    {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta}",
+    ) {
         bar.set_style(style);
     }
     bar.set_message(what.to_owned());
@@ -367,7 +386,7 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<Report> {
     }
     let latency = [total.percentiles("start → completion"), answer.percentiles("answer → completion")];
     let phase = timer.finish(Some(&node), ctx.n, latency.into_iter().flatten().collect());
-    let resources = resources(&node, &config.db_path(), ctx.n);
+    let resources = resources(&node, &config, ctx.n).await?;
     let mut report = ctx.report(vec![phase], resources);
     report.checks.push(checker.check);
     report.notes.push(notes_common(ctx));
@@ -428,7 +447,8 @@ async fn timeout(ctx: &Ctx) -> anyhow::Result<Report> {
     // After the measurement: due times from history, results, lateness.
     let mut late = Latencies::new();
     let mut checker = Checker::new(false);
-    let (mut first_due, mut last_due, mut last_done) = (None::<Timestamp>, None::<Timestamp>, None::<Timestamp>);
+    let (mut first_due, mut last_due, mut last_done) =
+        (None::<Timestamp>, None::<Timestamp>, None::<Timestamp>);
     for (i, woke) in woken.into_iter().enumerate() {
         let id = ids.id(i as u32);
         let mut outcome = node.outcome(&id).await?;
@@ -466,7 +486,7 @@ async fn timeout(ctx: &Ctx) -> anyhow::Result<Report> {
     fire_phase.secs = secs_between(first_due, last_done);
     fire_phase.per_sec = if fire_phase.secs > 0.0 { ctx.n as f64 / fire_phase.secs } else { 0.0 };
     fire_phase.latency = late.percentiles("lateness: due → completion committed").into_iter().collect();
-    let resources = resources(&node, &config.db_path(), ctx.n);
+    let resources = resources(&node, &config, ctx.n).await?;
     let mut report = ctx.report(vec![start_phase, fire_phase], resources);
     report.extra.push(("timer due spread (s)".into(), secs_between(first_due, last_due)));
     report.checks.push(checker.check);
@@ -515,7 +535,7 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
     });
     let ids = Ids::new();
     let rss0 = rss_bytes();
-    let (db0, wal0) = sqlite_bytes(&config.db_path());
+    let (db0, wal0) = config.store_bytes().await?;
 
     let bar = progress(ctx.n, "park");
     let turns0 = node.runtime_metrics().turns;
@@ -530,8 +550,8 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     let park_phase = timer.finish(Some(&node), ctx.n, vec![]);
     let rss1 = rss_bytes();
-    let (db1, wal1) = sqlite_bytes(&config.db_path());
-    let parked_resources = resources(&node, &config.db_path(), ctx.n);
+    let (db1, wal1) = config.store_bytes().await?;
+    let parked_resources = resources(&node, &config, ctx.n).await?;
     let codes = collector.await?;
     if codes.contains(&u16::MAX) {
         bail!("not every parked verification sent its code");
@@ -550,8 +570,11 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
 
     if ctx.args.restart_check {
         Arc::into_inner(node).context("node still in use")?.shutdown().await;
-        let (db2, wal2) = sqlite_bytes(&config.db_path());
-        extra.push(("database bytes per waiting instance after close (db + WAL)".to_owned(), (db2 + wal2) as f64 / ctx.n as f64));
+        let (db2, wal2) = config.store_bytes().await?;
+        extra.push((
+            "database bytes per waiting instance after close (db + WAL)".to_owned(),
+            (db2 + wal2) as f64 / ctx.n as f64,
+        ));
         let timer = PhaseTimer::start("reopen (open + one verification)", None);
         let t0 = Instant::now();
         let (reopened, codes) = Node::start(&config, None).await?;
@@ -592,13 +615,14 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
     for (took, _) in &results {
         answer.record(*took);
     }
-    let drain = timer.finish(Some(&node), ctx.n, answer.percentiles("answer → completion").into_iter().collect());
+    let drain =
+        timer.finish(Some(&node), ctx.n, answer.percentiles("answer → completion").into_iter().collect());
     phases.push(drain);
     let mut checker = Checker::new(true);
     for (_, id) in &results {
         checker.add(id, &node.outcome(id).await?);
     }
-    let mut resources = resources(&node, &config.db_path(), ctx.n);
+    let mut resources = resources(&node, &config, ctx.n).await?;
     resources.peak_rss_mib = mib(peak_rss_bytes());
     let mut report = ctx.report(phases, resources);
     report.extra = extra;
@@ -632,10 +656,18 @@ async fn latency(ctx: &Ctx) -> anyhow::Result<Report> {
     for i in warmup..warmup + ctx.n as u32 {
         let id = ids.id(i);
         let code = router.expect(i);
+        let turns = node.runtime_metrics().turns;
         let t0 = Instant::now();
         node.start_verification(&id).await?;
         let code = code_for(code, &id).await?;
         to_code.record(t0.elapsed());
+        // The code is handed over inside the activity, before its result is committed; wait
+        // until the instance is really waiting (its second turn committed, the timer set), as
+        // it is when a person types the code, so the latency below is that of the answer's
+        // own turn. One instance at a time, so the runtime's turn counter tells exactly.
+        while node.runtime_metrics().turns < turns + 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let t1 = Instant::now();
         node.answer(&id, code).await?;
         node.wait(&id).await?;
@@ -649,7 +681,7 @@ async fn latency(ctx: &Ctx) -> anyhow::Result<Report> {
         to_code.percentiles("start → SMS code delivered"),
     ];
     let phase = timer.finish(Some(&node), ctx.n, latency.into_iter().flatten().collect());
-    let resources = resources(&node, &config.db_path(), ctx.n + u64::from(warmup));
+    let resources = resources(&node, &config, ctx.n + u64::from(warmup)).await?;
     let mut report = ctx.report(vec![phase], resources);
     report.checks.push(checker.check);
     report.notes.push(format!("{warmup} warm-up verification(s) ran first and are not counted"));
@@ -669,7 +701,8 @@ async fn fsync(ctx: &Ctx) -> anyhow::Result<Report> {
         phases.push(timer.finish(None, n, h.percentiles("one write + fdatasync").into_iter().collect()));
     }
     let _ = std::fs::remove_file(&path);
-    let mut report = ctx.report(phases, Resources { peak_rss_mib: mib(peak_rss_bytes()), ..Resources::default() });
+    let mut report =
+        ctx.report(phases, Resources { peak_rss_mib: mib(peak_rss_bytes()), ..Resources::default() });
     report.notes.push(
         "a SQLite commit with synchronous=FULL in WAL mode costs about one such fsync (appending to the WAL); compare transactions/s of the other scenarios with this rate".into(),
     );
@@ -693,8 +726,13 @@ fn fsync_loop(path: &Path, n: u64, append: bool) -> anyhow::Result<Latencies> {
 }
 
 fn notes_common(ctx: &Ctx) -> String {
-    format!(
-        "CPU is the whole process (engine and driver{}); transactions are SQLite write transactions, each one WAL fsync with durability full",
-        if ctx.args.via_http { ", HTTP server and client" } else { "" }
-    )
+    let who = if ctx.args.via_http { "engine, driver, HTTP server and client" } else { "engine and driver" };
+    match ctx.store {
+        StoreKind::Sqlite => format!(
+            "CPU is the whole process ({who}); transactions are SQLite write transactions, each one WAL fsync with durability full"
+        ),
+        StoreKind::Postgres { .. } => format!(
+            "CPU is this process only ({who}), not the PostgreSQL server's; transactions are store calls (one PostgreSQL transaction each, synchronous_commit on; --durability does not apply)"
+        ),
+    }
 }

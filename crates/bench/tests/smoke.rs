@@ -37,8 +37,9 @@ async fn verify_ends_every_instance_true() {
     let p = r.phase("verify").unwrap();
     assert_eq!(p.count, 20);
     assert_eq!(p.latency[0].count, 20);
-    // Start, activity result, answer: three turns each.
-    assert_eq!(r.resources.runtime.turns, 60);
+    // Start, activity result, answer: three turns each, or two when the answer (raised as soon
+    // as the SMS is "sent", inside the activity) is delivered together with the activity result.
+    assert!((40..=60).contains(&r.resources.runtime.turns), "{}", r.resources.runtime.turns);
     assert!(r.resources.store.transactions > 0);
     assert!(r.resources.db_bytes > 0);
 }
@@ -74,8 +75,9 @@ async fn park_then_reopen_then_drain() {
     assert_eq!(r.phase("drain (answer all)").unwrap().count, 20);
     assert!(r.extra("database bytes per waiting instance (db + WAL)").unwrap() > 0.0);
     assert!(r.extra("reopen: until a new verification completed (s)").is_some());
-    // After the reopen the cache is cold: every answer replays its instance.
-    assert_eq!(r.resources.runtime.replays, 20);
+    // After the reopen the cache is cold: every answer replays its instance (the probe's first
+    // turn counts as a cache miss too).
+    assert_eq!(r.resources.runtime.replays, 21);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,11 +102,27 @@ async fn fsync_measures_both_patterns() {
 }
 
 #[tokio::test]
-async fn postgres_says_it_is_not_available_and_bad_stores_are_refused() {
-    let e = run_report(args(&["verify", "--store", "postgres://localhost/x"])).await.unwrap_err();
-    assert!(e.to_string().contains("not available yet"), "{e}");
+async fn unknown_stores_are_refused() {
     let e = run_report(args(&["verify", "--store", "mysql"])).await.unwrap_err();
     assert!(e.to_string().contains("unknown --store"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_verify_timeout_and_park() {
+    // Only for the server's URL; the bench makes (and drops) a schema of its own per run.
+    let Some(db) = durable_store_postgres::testing::database().await else { return };
+    let url = db.url().to_owned();
+    let r = bench(&["verify", "-n", "10", "--store", &url]).await;
+    assert_all_checked(&r, 10);
+    assert!(r.store.starts_with("postgres"), "{}", r.store);
+    assert!(!r.store.contains(&url), "the URL may hold a password and is never reported");
+    assert!(r.resources.db_bytes > 0, "the size of the run's schema");
+    let r = bench(&["verify", "-n", "5", "--store", &url, "--via-http"]).await;
+    assert_all_checked(&r, 5);
+    let r = bench(&["timeout", "-n", "5", "--window", "1s", "--store", &url]).await;
+    assert_all_checked(&r, 5);
+    let r = bench(&["park", "-n", "5", "--store", &url, "--restart-check"]).await;
+    assert_all_checked(&r, 5);
 }
 
 #[test]
