@@ -114,12 +114,18 @@ pub struct Report {
     pub phases: Vec<Phase>,
     /// Resource use.
     pub resources: Resources,
-    /// Scenario-specific numbers (name → value), e.g. RSS per waiting instance.
+    /// Scenario-specific numbers (name → value), e.g. RSS per waiting instance; a JSON object.
+    #[serde(serialize_with = "as_object")]
     pub extra: Vec<(String, f64)>,
     /// Correctness checks.
     pub checks: Vec<Check>,
     /// Remarks on how to read the numbers.
     pub notes: Vec<String>,
+}
+
+/// Scripts look values up by name, so the pairs become a JSON object (in their order).
+fn as_object<S: serde::Serializer>(pairs: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
 impl Report {

@@ -75,6 +75,8 @@ async fn park_then_reopen_then_drain() {
     assert_eq!(r.phase("drain (answer all)").unwrap().count, 20);
     assert!(r.extra("database bytes per waiting instance (db + WAL)").unwrap() > 0.0);
     assert!(r.extra("reopen: until a new verification completed (s)").is_some());
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["extra"]["waiting instances"].as_f64() == Some(20.0), "{}", json["extra"]);
     // After the reopen the cache is cold: every answer replays its instance (the probe's first
     // turn counts as a cache miss too).
     assert_eq!(r.resources.runtime.replays, 21);
