@@ -77,10 +77,12 @@ pub struct BenchArgs {
     /// fsync 1000 (writes)].
     #[arg(long, short = 'n')]
     pub instances: Option<u64>,
-    /// Most verifications in flight at once [default: all of them; latency: 1].
+    /// Most verifications in flight at once [default: verify all of them, timeout and park
+    /// 1000, over HTTP 100, latency 1].
     #[arg(long, short = 'c')]
     pub concurrency: Option<usize>,
-    /// Store: `sqlite` (a file in --data-dir) or a `postgres://` URL.
+    /// Store: `sqlite` (a file in --data-dir) or a `postgres://` URL (the run works in a new
+    /// schema `bench_…`, dropped afterwards unless --keep).
     #[arg(long, default_value = "sqlite")]
     pub store: String,
     /// SQLite durability.
