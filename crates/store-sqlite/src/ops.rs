@@ -1,6 +1,10 @@
-//! The SQL of each write command. Runs on the writer thread, inside the batch transaction and
-//! the command's savepoint; records in [`Effects`] what the in-memory index must learn once the
-//! transaction is durable (the index never runs ahead of the database).
+//! The SQL of each write command. Runs on the writer thread, inside the batch transaction;
+//! records in [`Effects`] what the in-memory index must learn once the transaction is durable
+//! (the index never runs ahead of the database).
+//!
+//! Rule for every command: each check that can refuse it (lease, existence, status, history
+//! position) runs before its first write, so a refused command has written nothing and the
+//! batch needs no savepoint to undo it (see `writer.rs`).
 
 use crate::codec::{self, Db};
 use crate::shared::Shared;
@@ -265,11 +269,6 @@ impl Ctx<'_> {
                 head.history_len
             )));
         }
-        let mut del =
-            self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
-        for m in &c.consumed {
-            del.execute(params![m, id]).db()?;
-        }
         if !c.history.is_empty() {
             let inserted = self
                 .conn
@@ -283,6 +282,13 @@ impl Ctx<'_> {
             if inserted == 0 {
                 return Err(Error::Conflict(format!("history of '{id}' already has events at {expected}")));
             }
+        }
+        // Only now write anything else: every check that can refuse the commit ran before its
+        // first write (the writer relies on that to skip savepoints).
+        let mut del =
+            self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
+        for m in &c.consumed {
+            del.execute(params![m, id]).db()?;
         }
         let now = codec::us(c.now);
         let len = expected.saturating_add(i64::try_from(c.history.len()).unwrap_or(i64::MAX));

@@ -1,11 +1,16 @@
 //! The writer thread: the only connection that writes.
 //!
 //! Callers send whole commands (create, send, commit a turn, complete an activity, purge, ...).
-//! The thread takes everything queued (up to `max_batch`), runs the commands in one transaction,
-//! each inside a SAVEPOINT so a failing command (e.g. `AlreadyExists`) is undone alone, and
-//! COMMITs once: one fsync for the whole batch (group commit). Only then does it update the
+//! The thread takes everything queued (up to `max_batch`), runs the commands in one transaction
+//! and COMMITs once: one fsync for the whole batch (group commit). Only then does it update the
 //! in-memory index and answer the callers, so nothing is reported or dispatched before it is
 //! durable. Because nobody else writes, SQLite's "database is locked" cannot reach a caller.
+//!
+//! Commands refuse (lease lost, already exists, ...) before writing anything (see `ops.rs`), so
+//! the batch runs without savepoints: inside a savepoint SQLite copies every page it changes to
+//! a statement journal, which cost a fifth of all CPU. Only when a command fails *after*
+//! writing (an I/O or constraint error; `total_changes` tells) is the batch rolled back and run
+//! again with a savepoint per command, so that command is undone alone.
 
 use crate::codec::Db;
 use crate::ops::{ActivityRow, Ctx, Effects};
@@ -30,58 +35,101 @@ pub(crate) enum Command {
     PurgeMatching(Box<PurgeFilter>, Reply<u64>),
 }
 
-/// A command's answer, held until the batch is durable.
-enum Answer {
-    Unit(Reply<()>, Result<()>),
-    Count(Reply<u64>, Result<u64>),
-    Rows(Reply<Vec<ActivityRow>>, Result<Vec<ActivityRow>>),
+/// What a command asks for, without its reply channel, so a batch can be run twice.
+enum Request {
+    Create(Box<CreateInstance>),
+    Send(String, Box<HistoryEvent>),
+    Commit(Box<TurnCommit>),
+    Complete(ActivityLease, Box<ActivityOutcome>),
+    LeaseActivities(Vec<(i64, u64)>),
+    Purge(String),
+    PurgeMatching(Box<PurgeFilter>),
 }
 
-impl Answer {
+/// Where a command's answer goes.
+enum ReplyTo {
+    Unit(Reply<()>),
+    Count(Reply<u64>),
+    Rows(Reply<Vec<ActivityRow>>),
+}
+
+/// A command's answer, held until the batch is durable.
+enum Outcome {
+    Unit(Result<()>),
+    Count(Result<u64>),
+    Rows(Result<Vec<ActivityRow>>),
+}
+
+impl Command {
+    fn split(self) -> (Request, ReplyTo) {
+        match self {
+            Command::Create(r, tx) => (Request::Create(r), ReplyTo::Unit(tx)),
+            Command::Send(id, e, tx) => (Request::Send(id, e), ReplyTo::Unit(tx)),
+            Command::Commit(c, tx) => (Request::Commit(c), ReplyTo::Unit(tx)),
+            Command::Complete(l, o, tx) => (Request::Complete(l, o), ReplyTo::Unit(tx)),
+            Command::LeaseActivities(l, tx) => (Request::LeaseActivities(l), ReplyTo::Rows(tx)),
+            Command::Purge(id, tx) => (Request::Purge(id), ReplyTo::Count(tx)),
+            Command::PurgeMatching(f, tx) => (Request::PurgeMatching(f), ReplyTo::Count(tx)),
+        }
+    }
+}
+
+impl Outcome {
     fn is_ok(&self) -> bool {
         match self {
-            Answer::Unit(_, r) => r.is_ok(),
-            Answer::Count(_, r) => r.is_ok(),
-            Answer::Rows(_, r) => r.is_ok(),
+            Outcome::Unit(r) => r.is_ok(),
+            Outcome::Count(r) => r.is_ok(),
+            Outcome::Rows(r) => r.is_ok(),
         }
     }
 
     /// Replaces a success with `error` (the batch's COMMIT failed).
     fn fail(self, error: impl Fn() -> Error) -> Self {
         match self {
-            Answer::Unit(tx, Ok(_)) => Answer::Unit(tx, Err(error())),
-            Answer::Count(tx, Ok(_)) => Answer::Count(tx, Err(error())),
-            Answer::Rows(tx, Ok(_)) => Answer::Rows(tx, Err(error())),
+            Outcome::Unit(Ok(_)) => Outcome::Unit(Err(error())),
+            Outcome::Count(Ok(_)) => Outcome::Count(Err(error())),
+            Outcome::Rows(Ok(_)) => Outcome::Rows(Err(error())),
             failed => failed,
-        }
-    }
-
-    fn send(self) {
-        // A caller that stopped waiting (dropped its future) does not care about the answer.
-        match self {
-            Answer::Unit(tx, r) => drop(tx.send(r)),
-            Answer::Count(tx, r) => drop(tx.send(r)),
-            Answer::Rows(tx, r) => drop(tx.send(r)),
         }
     }
 }
 
-/// Runs `cmd` and returns its answer (not yet sent).
-fn execute(ctx: &Ctx<'_>, cmd: Command, fx: &mut Effects) -> Answer {
-    match cmd {
-        Command::Create(req, tx) => {
-            let r = ctx.create(fx, &req);
+impl ReplyTo {
+    /// Sends `outcome`; a caller that stopped waiting (dropped its future) does not care.
+    fn send(self, outcome: Outcome) {
+        match (self, outcome) {
+            (ReplyTo::Unit(tx), Outcome::Unit(r)) => drop(tx.send(r)),
+            (ReplyTo::Count(tx), Outcome::Count(r)) => drop(tx.send(r)),
+            (ReplyTo::Rows(tx), Outcome::Rows(r)) => drop(tx.send(r)),
+            (reply, _) => reply.send_error(Error::Backend("internal error: mismatched reply".into())),
+        }
+    }
+
+    fn send_error(self, e: Error) {
+        match self {
+            ReplyTo::Unit(tx) => drop(tx.send(Err(e))),
+            ReplyTo::Count(tx) => drop(tx.send(Err(e))),
+            ReplyTo::Rows(tx) => drop(tx.send(Err(e))),
+        }
+    }
+}
+
+/// Runs `request`; the outcome is not sent yet.
+fn execute(ctx: &Ctx<'_>, request: &Request, fx: &mut Effects) -> Outcome {
+    match request {
+        Request::Create(req) => {
+            let r = ctx.create(fx, req);
             if r.is_ok() {
                 fx.client_writes += 1;
             }
-            Answer::Unit(tx, r)
+            Outcome::Unit(r)
         }
-        Command::Send(id, event, tx) => Answer::Unit(tx, ctx.send(fx, &id, &event)),
-        Command::Commit(c, tx) => Answer::Unit(tx, ctx.commit(fx, &c)),
-        Command::Complete(lease, outcome, tx) => Answer::Unit(tx, ctx.complete(fx, &lease, &outcome)),
-        Command::LeaseActivities(leased, tx) => Answer::Rows(tx, ctx.lease_activities(fx, &leased)),
-        Command::Purge(id, tx) => Answer::Count(tx, ctx.purge(fx, &id)),
-        Command::PurgeMatching(filter, tx) => Answer::Count(tx, ctx.purge_matching(fx, &filter)),
+        Request::Send(id, event) => Outcome::Unit(ctx.send(fx, id, event)),
+        Request::Commit(c) => Outcome::Unit(ctx.commit(fx, c)),
+        Request::Complete(lease, outcome) => Outcome::Unit(ctx.complete(fx, lease, outcome)),
+        Request::LeaseActivities(leased) => Outcome::Rows(ctx.lease_activities(fx, leased)),
+        Request::Purge(id) => Outcome::Count(ctx.purge(fx, id)),
+        Request::PurgeMatching(filter) => Outcome::Count(ctx.purge_matching(fx, filter)),
     }
 }
 
@@ -109,82 +157,99 @@ pub(crate) fn run(
     }
 }
 
-fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
-    let ctx = Ctx { conn, shared, now: shared.now() };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE").db() {
-        let msg = e.to_string();
-        for cmd in batch.drain(..) {
-            reject(cmd, &msg);
-        }
-        return;
-    }
-    // Set when a savepoint cannot be opened or closed: the transaction's state is then unknown,
-    // so the whole batch is rolled back rather than committing a half-undone command.
-    let mut poisoned: Option<String> = None;
-    let mut done: Vec<(Answer, Effects)> = Vec::with_capacity(batch.len());
-    for cmd in batch.drain(..) {
-        if let Some(msg) = &poisoned {
-            reject(cmd, msg);
-            continue;
-        }
-        if let Err(e) = savepoint(conn, "SAVEPOINT cmd") {
-            let msg = e.to_string();
-            reject(cmd, &msg);
-            poisoned = Some(msg);
-            continue;
-        }
-        let mut fx = Effects::default();
-        let answer = execute(&ctx, cmd, &mut fx);
-        let end = if answer.is_ok() {
-            savepoint(conn, "RELEASE cmd")
-        } else {
-            savepoint(conn, "ROLLBACK TO cmd").and_then(|()| savepoint(conn, "RELEASE cmd"))
-        };
-        if let Err(e) = end {
-            poisoned = Some(e.to_string());
-        }
-        done.push((answer, fx));
-    }
-    let committed = match poisoned {
-        None => conn.execute_batch("COMMIT").db(),
-        Some(msg) => Err(Error::Backend(msg.into())),
-    };
-    match committed {
-        Ok(()) => {
-            shared.metrics.transactions.fetch_add(1, Ordering::Relaxed);
-            apply(shared, ctx.now, &mut done);
-            for (answer, _) in done {
-                answer.send();
-            }
-        }
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            let msg = e.to_string();
-            tracing::error!(error = %msg, "a write transaction failed; its commands are reported as failed");
-            unpin_all(shared, done.iter().map(|(_, fx)| fx));
-            for (answer, _) in done {
-                answer.fail(|| Error::Backend(msg.clone().into())).send();
-            }
-        }
-    }
-}
-
-fn savepoint(conn: &Connection, sql: &str) -> Result<()> {
+/// Runs a cached statement without parameters (transaction control).
+fn exec(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql).db()?.execute([]).db().map(drop)
 }
 
-/// Answers a command that could not run.
-fn reject(cmd: Command, msg: &str) {
-    let err = || Error::Backend(msg.to_owned().into());
-    match cmd {
-        Command::Create(_, tx)
-        | Command::Send(_, _, tx)
-        | Command::Commit(_, tx)
-        | Command::Complete(_, _, tx) => Answer::Unit(tx, Err(err())),
-        Command::LeaseActivities(_, tx) => Answer::Rows(tx, Err(err())),
-        Command::Purge(_, tx) | Command::PurgeMatching(_, tx) => Answer::Count(tx, Err(err())),
+fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
+    let ctx = Ctx { conn, shared, now: shared.now() };
+    let (requests, replies): (Vec<Request>, Vec<ReplyTo>) = batch.drain(..).map(Command::split).unzip();
+    let result = exec(conn, "BEGIN IMMEDIATE").and_then(|()| match run_unguarded(&ctx, &requests) {
+        Some(done) => Ok(done),
+        None => {
+            exec(conn, "ROLLBACK")?;
+            exec(conn, "BEGIN IMMEDIATE")?;
+            run_guarded(&ctx, &requests)
+        }
+    });
+    let mut done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = exec(conn, "ROLLBACK");
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "a write transaction failed; its commands are reported as failed");
+            for reply in replies {
+                reply.send_error(Error::Backend(msg.clone().into()));
+            }
+            return;
+        }
+    };
+    match exec(conn, "COMMIT") {
+        Ok(()) => {
+            shared.metrics.transactions.fetch_add(1, Ordering::Relaxed);
+            apply(shared, ctx.now, &mut done);
+            for (reply, (outcome, _)) in replies.into_iter().zip(done) {
+                reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            let _ = exec(conn, "ROLLBACK");
+            let msg = e.to_string();
+            tracing::error!(error = %msg, "a write transaction failed; its commands are reported as failed");
+            unpin_all(shared, done.iter().map(|(_, fx)| fx));
+            for (reply, (outcome, _)) in replies.into_iter().zip(done) {
+                reply.send(outcome.fail(|| Error::Backend(msg.clone().into())));
+            }
+        }
     }
-    .send();
+}
+
+/// Runs the batch without savepoints. `None` when a command failed after writing: its writes
+/// cannot be undone alone, so the caller rolls back and uses [`run_guarded`].
+fn run_unguarded(ctx: &Ctx<'_>, requests: &[Request]) -> Option<Vec<(Outcome, Effects)>> {
+    let mut done: Vec<(Outcome, Effects)> = Vec::with_capacity(requests.len());
+    for request in requests {
+        let before = ctx.conn.total_changes();
+        let mut fx = Effects::default();
+        let outcome = execute(ctx, request, &mut fx);
+        if !outcome.is_ok() && ctx.conn.total_changes() != before {
+            tracing::debug!("a command failed after writing; running its batch again with savepoints");
+            unpin_all(ctx.shared, done.iter().map(|(_, fx)| fx).chain(std::iter::once(&fx)));
+            return None;
+        }
+        done.push((outcome, fx));
+    }
+    Some(done)
+}
+
+/// Runs the batch with a savepoint per command, so a failing command is undone alone. An error
+/// when a savepoint cannot be opened or closed leaves the transaction in an unknown state: the
+/// whole batch then fails.
+fn run_guarded(ctx: &Ctx<'_>, requests: &[Request]) -> Result<Vec<(Outcome, Effects)>> {
+    let mut done: Vec<(Outcome, Effects)> = Vec::with_capacity(requests.len());
+    let result = (|| {
+        for request in requests {
+            exec(ctx.conn, "SAVEPOINT cmd")?;
+            let mut fx = Effects::default();
+            let outcome = execute(ctx, request, &mut fx);
+            if outcome.is_ok() {
+                exec(ctx.conn, "RELEASE cmd")?;
+            } else {
+                exec(ctx.conn, "ROLLBACK TO cmd")?;
+                exec(ctx.conn, "RELEASE cmd")?;
+            }
+            done.push((outcome, fx));
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            unpin_all(ctx.shared, done.iter().map(|(_, fx)| fx));
+            Err(e)
+        }
+    }
 }
 
 fn unpin_all<'a>(shared: &Shared, effects: impl Iterator<Item = &'a Effects>) {
@@ -201,14 +266,14 @@ fn unpin_all<'a>(shared: &Shared, effects: impl Iterator<Item = &'a Effects>) {
 
 /// Teaches the in-memory index what the committed batch changed, in command order, then wakes
 /// whoever waits for it.
-fn apply(shared: &Shared, now: i64, done: &mut [(Answer, Effects)]) {
+fn apply(shared: &Shared, now: i64, done: &mut [(Outcome, Effects)]) {
     let (mut orch_woken, mut act_woken) = (false, false);
     let mut finished = Vec::new();
     let m = &shared.metrics;
     {
         let mut d = shared.dispatch.lock();
-        for (answer, fx) in done.iter_mut() {
-            if !answer.is_ok() {
+        for (outcome, fx) in done.iter_mut() {
+            if !outcome.is_ok() {
                 if let Some((id, token)) = &fx.pinned_orchestration {
                     d.orch.unpin(id, *token);
                 }

@@ -199,3 +199,46 @@ async fn deleted_timers_leave_the_index() {
     assert_eq!(store.pending_timers(), 0, "purging deletes the timer");
     store.close().await.unwrap();
 }
+
+/// A command that fails after it has written (here an I/O-like error injected by a trigger) is
+/// undone alone: the batch is rolled back and run again with a savepoint per command, so the
+/// commands queued with it still succeed and the failed turn leaves no trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_failing_after_writing_is_undone_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let store = open(&path).unwrap();
+    for id in ["poisoned", "healthy"] {
+        store.create_instance(create_request(id, "Orch")).await.unwrap();
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER inject BEFORE INSERT ON activities WHEN NEW.name = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .unwrap();
+    let poisoned = fetch_for(&store, "poisoned", LONG).await;
+    let before = store.get_instance("poisoned").await.unwrap().unwrap();
+    let mut bad = turn_of(&poisoned);
+    bad.activities.push(NewActivity { task_id: 0, name: "poison".into(), input: None });
+    // Queue several good writes together with the bad commit so they share batches.
+    let sends = (0..20).map(|i| store.send_message("healthy", raised("E", &i.to_string())));
+    let (bad_result, sent) = tokio::join!(store.commit_turn(bad), futures::future::join_all(sends));
+    match bad_result {
+        Err(Error::Backend(e)) => assert!(e.to_string().contains("injected failure"), "{e}"),
+        other => panic!("expected the injected failure, got {other:?}"),
+    }
+    assert!(sent.iter().all(Result::is_ok), "{sent:?}");
+    // The failed turn wrote nothing: no history, the messages it consumed are still queued.
+    let after = store.get_instance("poisoned").await.unwrap().unwrap();
+    assert_eq!(after.history_len, before.history_len);
+    assert!(store.read_history("poisoned").await.unwrap().is_empty());
+    // Its lease is still held (a failed commit releases nothing); the runtime abandons it.
+    store.abandon_orchestration_work(&poisoned.lease, Duration::ZERO).await.unwrap();
+    let again = fetch_for(&store, "poisoned", LONG).await;
+    assert_eq!(again.messages.len(), poisoned.messages.len());
+    let healthy = fetch_for(&store, "healthy", LONG).await;
+    assert_eq!(healthy.messages.len(), 21, "the start and the 20 events");
+    store.close().await.unwrap();
+}
