@@ -310,6 +310,8 @@ impl Execution {
         mut new_events: Vec<HistoryEvent>,
         resolver: &dyn OrchestratorResolver,
     ) -> TurnResult {
+        // History keeps microseconds: the live turn must not see more precision than a replay.
+        let now = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
         let ts = self.last_ts.map_or(now, |last| now.max(last));
         let mut result = TurnResult {
             history: vec![HistoryEvent::new(ts, EventKind::OrchestratorStarted)],
@@ -392,7 +394,9 @@ impl Execution {
     /// Applies an accepted inbound event to the replay state.
     fn apply(&mut self, event: &HistoryEvent, resolver: &dyn OrchestratorResolver) {
         if let EventKind::ExecutionStarted { name, input, parent } = &event.kind {
-            self.start(name, input.clone(), parent.clone(), event.timestamp, resolver);
+            // The orchestrator's clock is the turn's time, not the time the start was requested.
+            let now = self.last_ts.unwrap_or(event.timestamp);
+            self.start(name, input.clone(), parent.clone(), now, resolver);
             return;
         }
         match &event.kind {

@@ -21,7 +21,7 @@ pub type TaskId = u32;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEvent {
     /// When the event was recorded (inbound events: when the message was created).
-    #[serde(rename = "ts")]
+    #[serde(rename = "ts", with = "micros")]
     pub timestamp: Timestamp,
     /// What happened.
     #[serde(rename = "e")]
@@ -137,6 +137,7 @@ pub enum EventKind {
         /// Sequence number of the action.
         id: TaskId,
         /// When it fires.
+        #[serde(with = "micros")]
         fire_at: Timestamp,
     },
     /// A durable timer fired.
@@ -144,6 +145,7 @@ pub enum EventKind {
         /// The `TimerCreated` this completes.
         timer_id: TaskId,
         /// When it was due.
+        #[serde(with = "micros")]
         fire_at: Timestamp,
     },
     /// An external event was delivered to the instance.
@@ -309,6 +311,41 @@ impl fmt::Display for RuntimeStatus {
     }
 }
 
+/// Timestamps in stored histories and messages: integer microseconds since the Unix epoch
+/// (compact, and far cheaper to write than RFC 3339 text). RFC 3339 strings are accepted too.
+pub mod micros {
+    use jiff::Timestamp;
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    /// Serializes `t` as microseconds.
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.as_microsecond())
+    }
+
+    /// Deserializes microseconds (or an RFC 3339 string).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        struct Micros;
+        impl Visitor<'_> for Micros {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("microseconds since the Unix epoch or an RFC 3339 timestamp")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Timestamp::from_microsecond(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map_err(E::custom).and_then(|v| self.visit_i64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Micros)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,10 +369,14 @@ mod tests {
             EventKind::TaskScheduled { id: 0, name: "A".into(), input: None },
         );
         let s = serde_json::to_string(&e).unwrap();
-        assert_eq!(s, r#"{"ts":"2026-01-02T03:04:05Z","e":{"TaskScheduled":{"id":0,"name":"A"}}}"#);
+        assert_eq!(s, r#"{"ts":1767323045000000,"e":{"TaskScheduled":{"id":0,"name":"A"}}}"#);
         assert_eq!(serde_json::from_str::<HistoryEvent>(&s).unwrap(), e);
         let o = HistoryEvent::new(e.timestamp, EventKind::OrchestratorStarted);
         let s = serde_json::to_string(&o).unwrap();
-        assert_eq!(s, r#"{"ts":"2026-01-02T03:04:05Z","e":"OrchestratorStarted"}"#);
+        assert_eq!(s, r#"{"ts":1767323045000000,"e":"OrchestratorStarted"}"#);
+        // The text form is accepted too, and sub-microsecond digits are not kept.
+        let text = r#"{"ts":"2026-01-02T03:04:05.123456789Z","e":"OrchestratorStarted"}"#;
+        let parsed: HistoryEvent = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed.timestamp.as_microsecond(), 1767323045123456);
     }
 }

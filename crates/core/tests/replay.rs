@@ -53,6 +53,12 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).unwrap()
 }
 
+/// The turn time `drive` uses for second `secs`: its clock has nanoseconds, the engine keeps
+/// microseconds.
+fn turn_time(secs: i64) -> Timestamp {
+    t(secs).checked_add(std::time::Duration::from_micros(123_456)).unwrap()
+}
+
 fn ev(secs: i64, kind: EventKind) -> HistoryEvent {
     HistoryEvent::new(t(secs), kind)
 }
@@ -92,10 +98,15 @@ fn drive(reg: &Registry, turns: Vec<(i64, Vec<HistoryEvent>)>) -> (Vec<TurnResul
     let mut history = Vec::new();
     let mut results = Vec::new();
     for (secs, events) in turns {
-        let mut replayed = Execution::from_history("inst", "exec", &history, &resolver);
+        // The rebuilt execution reads history back from storage (JSON), as a runtime would.
+        let stored: Vec<HistoryEvent> =
+            serde_json::from_str(&serde_json::to_string(&history).unwrap()).unwrap();
+        let mut replayed = Execution::from_history("inst", "exec", &stored, &resolver);
         assert_eq!(replayed.history_len(), history.len());
-        let a = live.run_turn(t(secs), events.clone(), &resolver);
-        let b = replayed.run_turn(t(secs), events, &resolver);
+        // A clock with nanoseconds: storage keeps microseconds, and the live turn must agree.
+        let now = t(secs).checked_add(std::time::Duration::from_nanos(123_456_789)).unwrap();
+        let a = live.run_turn(now, events.clone(), &resolver);
+        let b = replayed.run_turn(now, events, &resolver);
         assert_eq!(a, b, "cached and replayed executions disagree");
         history.extend(a.history.iter().cloned());
         assert_eq!(live.history_len(), history.len());
@@ -128,7 +139,7 @@ fn happy_path_records_the_durable_task_framework_episodes() {
             input: Some(Payload::from_value("+1425").unwrap())
         }]
     );
-    assert_eq!(r[1].actions, vec![Action::CreateTimer { id: 1, fire_at: t(91) }]);
+    assert_eq!(r[1].actions, vec![Action::CreateTimer { id: 1, fire_at: turn_time(91) }]);
     assert_eq!(r[2].status, RuntimeStatus::Completed);
     assert!(output::<bool>(&r[2]));
     // The cancelled timer needs no action: the store drops every timer of a finished instance.
@@ -409,9 +420,9 @@ fn retries_wait_on_durable_timers() {
             (18, vec![completed(18, 4, 9)]),
         ],
     );
-    assert_eq!(r[1].actions, vec![Action::CreateTimer { id: 1, fire_at: t(6) }]);
+    assert_eq!(r[1].actions, vec![Action::CreateTimer { id: 1, fire_at: turn_time(6) }]);
     assert!(matches!(&r[2].actions[..], [Action::ScheduleActivity { id: 2, .. }]));
-    assert_eq!(r[3].actions, vec![Action::CreateTimer { id: 3, fire_at: t(17) }]);
+    assert_eq!(r[3].actions, vec![Action::CreateTimer { id: 3, fire_at: turn_time(17) }]);
     assert_eq!(output::<u32>(&r[5]), 9);
 }
 
@@ -590,8 +601,8 @@ fn guids_time_and_replay_flags_are_stable_under_replay() {
     let (r, _) = drive(&reg, vec![(0, vec![started("o", ())]), (30, vec![completed(30, 0, ())])]);
     let out: Vec<String> = output(&r[1]);
     assert_ne!(out[0], out[1]);
-    assert_eq!(out[2], t(0).to_string());
-    assert_eq!(out[3], t(30).to_string());
+    assert_eq!(out[2], turn_time(0).to_string());
+    assert_eq!(out[3], turn_time(30).to_string());
     // Turn 1 runs live twice (cached and fresh). Turn 2: the rebuild replays turn 1 (true), then
     // the cached and the rebuilt execution each resume live (false).
     assert_eq!(*SEEN.lock().unwrap(), vec![false, false, true, false, false]);
