@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// how long until it serves again (open + one fresh verification end to end).
     #[arg(long)]
     pub restart_check: bool,
+    /// Run this many nodes (runtimes with their own connections) on one PostgreSQL schema
+    /// (needs `--store postgres://…`; starts and answers are spread over the nodes).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
     pub keep: bool,
@@ -126,6 +130,7 @@ impl BenchArgs {
             window: None,
             data_dir: None,
             restart_check: false,
+            nodes: 1,
             keep: false,
         }
     }

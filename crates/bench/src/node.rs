@@ -43,6 +43,9 @@ pub struct NodeConfig {
     pub window: Duration,
     pub system_key: String,
     pub verification_key: VerificationKey,
+    /// Runtimes on the same store (PostgreSQL only): the first one plus `nodes - 1` more, each
+    /// with its own connections, like separate `durable serve` processes.
+    pub nodes: usize,
 }
 
 impl NodeConfig {
@@ -61,6 +64,7 @@ impl NodeConfig {
             window,
             system_key: uuid::Uuid::new_v4().simple().to_string(),
             verification_key: VerificationKey::generate().context("cannot generate a verification key")?,
+            nodes: 1,
         })
     }
 
@@ -129,6 +133,8 @@ pub struct Node {
     engine: Engine,
     store: Arc<dyn Store>,
     client: Client,
+    /// More runtimes on the same database (`--nodes`), each on its own store connection.
+    others: Vec<(Runtime, Arc<dyn Store>)>,
 }
 
 impl Node {
@@ -141,13 +147,19 @@ impl Node {
     ) -> anyhow::Result<(Node, mpsc::UnboundedReceiver<Delivery>)> {
         let (sender, codes) = BenchSender::new();
         let options = VerificationOptions { window: config.window, ..VerificationOptions::default() };
-        let registry = durable_phone_verification::register(
-            Registry::new(),
-            Arc::new(sender),
-            config.verification_key.clone(),
-            options,
-        )
-        .map_err(anyhow::Error::msg)?;
+        let make_registry = || {
+            durable_phone_verification::register(
+                Registry::new(),
+                Arc::new(sender.clone()),
+                config.verification_key.clone(),
+                options.clone(),
+            )
+            .map_err(anyhow::Error::msg)
+        };
+        let registry = make_registry()?;
+        if config.nodes > 1 && (config.via_http || !matches!(config.store, StoreKind::Postgres { .. })) {
+            bail!("--nodes needs --store postgres://… and the in-process client");
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let node = match (&config.store, config.via_http) {
@@ -167,7 +179,7 @@ impl Node {
                 let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;
                 let store = server.runtime().store().clone();
                 let client = server.client();
-                Node { engine: Engine::Server { server, http }, store, client }
+                Node { engine: Engine::Server { server, http }, store, client, others: Vec::new() }
             }
             (kind, via_http) => {
                 let store = open_store(kind, config).await?;
@@ -203,7 +215,13 @@ impl Node {
                 } else {
                     Engine::InProcess { runtime }
                 };
-                Node { engine, store, client }
+                let mut others = Vec::new();
+                for _ in 1..config.nodes {
+                    let store = open_store(kind, config).await?;
+                    let runtime = Runtime::start(store.clone(), make_registry()?, RuntimeOptions::default())?;
+                    others.push((runtime, store));
+                }
+                Node { engine, store, client, others }
             }
         };
         Ok((node, codes))
@@ -212,8 +230,12 @@ impl Node {
     /// Stops the runtime (and HTTP server) and closes the store; everything acknowledged is
     /// durable afterwards and the database can be reopened.
     pub async fn shutdown(self) {
-        let Node { engine, store, client } = self;
+        let Node { engine, store, client, others } = self;
         drop(client);
+        for (runtime, store) in others {
+            runtime.shutdown().await;
+            let _ = store.close().await;
+        }
         match engine {
             Engine::InProcess { runtime } => {
                 runtime.shutdown().await;
@@ -242,21 +264,49 @@ impl Node {
     }
 
     pub fn runtime_metrics(&self) -> RuntimeMetrics {
-        match &self.engine {
+        let mut m = match &self.engine {
             Engine::InProcess { runtime } | Engine::Http { runtime, .. } => runtime.metrics(),
             Engine::Server { server, .. } => server.runtime().metrics(),
+        };
+        for (runtime, _) in &self.others {
+            let o = runtime.metrics();
+            m.turns += o.turns;
+            m.replays += o.replays;
+            m.turns_discarded += o.turns_discarded;
+            m.activities += o.activities;
+            m.cached_executions += o.cached_executions;
         }
+        m
     }
 
     pub fn store_metrics(&self) -> StoreMetrics {
-        self.store.metrics()
+        let mut m = self.store.metrics();
+        for (_, store) in &self.others {
+            let o = store.metrics();
+            m.transactions += o.transactions;
+            m.turns += o.turns;
+            m.activity_completions += o.activity_completions;
+            m.client_writes += o.client_writes;
+        }
+        m
+    }
+
+    /// The client of the node that handles `id` (instances are spread over the nodes, as a
+    /// load balancer would spread requests).
+    fn client_for(&self, id: &str) -> Client {
+        if self.others.is_empty() {
+            return self.client.clone();
+        }
+        let n = id.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+            % (self.others.len() + 1);
+        if n == 0 { self.client.clone() } else { self.others[n - 1].0.client() }
     }
 
     /// Starts a verification of [`PHONE`] under `id`.
     pub async fn start_verification(&self, id: &str) -> anyhow::Result<()> {
         match &self.engine {
             Engine::InProcess { .. } => {
-                self.client.start_with_id(ORCHESTRATOR, id, PHONE).await?;
+                self.client_for(id).start_with_id(ORCHESTRATOR, id, PHONE).await?;
             }
             Engine::Server { http, .. } | Engine::Http { http, .. } => http.start(id).await?,
         }
@@ -267,7 +317,7 @@ impl Node {
     pub async fn answer(&self, id: &str, code: u16) -> anyhow::Result<()> {
         let code = format!("{code:04}");
         match &self.engine {
-            Engine::InProcess { .. } => self.client.raise_event(id, EVENT, &code).await?,
+            Engine::InProcess { .. } => self.client_for(id).raise_event(id, EVENT, &code).await?,
             Engine::Server { http, .. } | Engine::Http { http, .. } => http.raise(id, &code).await?,
         }
         Ok(())

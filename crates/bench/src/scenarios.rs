@@ -118,13 +118,15 @@ fn store_kind(store: &str) -> anyhow::Result<StoreKind> {
 
 impl Ctx {
     fn config(&self) -> anyhow::Result<NodeConfig> {
-        NodeConfig::new(
+        let mut config = NodeConfig::new(
             self.store.clone(),
             &self.data_dir,
             self.args.durability,
             self.args.via_http,
             self.window,
-        )
+        )?;
+        config.nodes = self.args.nodes.max(1);
+        Ok(config)
     }
 
     fn report(&self, phases: Vec<Phase>, resources: Resources) -> Report {
@@ -136,6 +138,9 @@ impl Ctx {
             store: match &self.store {
                 StoreKind::Sqlite => "sqlite".into(),
                 // The URL may hold a password: only the kind and schema are reported.
+                StoreKind::Postgres { schema, .. } if self.args.nodes > 1 => {
+                    format!("postgres (schema {schema}, {} nodes)", self.args.nodes)
+                }
                 StoreKind::Postgres { schema, .. } => format!("postgres (schema {schema})"),
             },
             durability: self.args.durability,

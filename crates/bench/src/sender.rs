@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 pub type Delivery = (u32, u16);
 
 /// Hands each verification code to the driver over a channel instead of sending an SMS, so
-/// the driver can answer at once. Nothing is logged or stored.
+/// the driver can answer at once. Nothing is logged or stored. Clones share the channel (one
+/// per node when several nodes run).
+#[derive(Clone)]
 pub struct BenchSender {
     codes: mpsc::UnboundedSender<Delivery>,
 }
