@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// how long until it serves again (open + one fresh verification end to end).
     #[arg(long)]
     pub restart_check: bool,
+    /// timeout: spread the timers' due times evenly over this span (e.g. `1s`) instead of one
+    /// instant.
+    #[arg(long, value_parser = parse_window)]
+    pub spread: Option<Duration>,
     /// Run this many nodes (runtimes with their own connections) on one PostgreSQL schema
     /// (needs `--store postgres://…`; starts and answers are spread over the nodes).
     #[arg(long, default_value_t = 1)]
@@ -131,6 +135,7 @@ impl BenchArgs {
             data_dir: None,
             restart_check: false,
             nodes: 1,
+            spread: None,
             keep: false,
         }
     }

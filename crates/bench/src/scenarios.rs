@@ -404,10 +404,20 @@ async fn timeout(ctx: &Ctx) -> anyhow::Result<Report> {
     // In-process, the engine clock stands still while the verifications start, so every timer
     // is due at the same instant. The HTTP server runs on the system clock: there the due
     // times spread over the start phase (reported as the due spread).
-    let clock = (!ctx.args.via_http).then(|| Arc::new(FreezableClock::frozen_now()));
+    // With --spread, the frozen clock moves forward as codes are delivered, so the due times
+    // spread evenly over that span instead of falling on one instant.
+    let clock = (!ctx.args.via_http)
+        .then(|| Arc::new(FreezableClock::frozen_with_spread(ctx.args.spread.unwrap_or_default(), ctx.n)));
     let (node, mut codes) = Node::start(&config, clock.clone()).await?;
     let node = Arc::new(node);
-    tokio::spawn(async move { while codes.recv().await.is_some() {} });
+    let stepping = clock.clone();
+    tokio::spawn(async move {
+        while codes.recv().await.is_some() {
+            if let Some(clock) = &stepping {
+                clock.step();
+            }
+        }
+    });
     let ids = Ids::new();
 
     let bar = progress(ctx.n, "start");

@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use durable_phone_verification::{SmsError, SmsSender};
 use durable_store::{Clock, SystemClock};
 use jiff::Timestamp;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// A code delivered by the sample's activity: (instance number, code).
@@ -86,11 +87,28 @@ pub fn instance_index(id: &str) -> Option<u32> {
 pub struct FreezableClock {
     frozen_at: Option<Timestamp>,
     frozen: AtomicBool,
+    /// While frozen, time moves from `frozen_at` to `frozen_at + spread` as `done` goes from 0
+    /// to `total` (the timeout scenario counts delivered codes), so due times spread evenly.
+    spread: Duration,
+    done: AtomicU64,
+    total: u64,
 }
 
 impl FreezableClock {
-    pub fn frozen_now() -> Self {
-        FreezableClock { frozen_at: Some(Timestamp::now()), frozen: AtomicBool::new(true) }
+    /// Frozen now, advancing by `spread` in total as [`step`](Self::step) is called `total` times.
+    pub fn frozen_with_spread(spread: Duration, total: u64) -> Self {
+        FreezableClock {
+            frozen_at: Some(Timestamp::now()),
+            frozen: AtomicBool::new(true),
+            spread,
+            done: AtomicU64::new(0),
+            total: total.max(1),
+        }
+    }
+
+    /// One more unit of progress (moves the frozen time forward when a spread is set).
+    pub fn step(&self) {
+        self.done.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn thaw(&self) {
@@ -101,7 +119,11 @@ impl FreezableClock {
 impl Clock for FreezableClock {
     fn now(&self) -> Timestamp {
         match self.frozen_at {
-            Some(t) if self.frozen.load(Ordering::Acquire) => t,
+            Some(t) if self.frozen.load(Ordering::Acquire) => {
+                let done = self.done.load(Ordering::Acquire).min(self.total);
+                let offset = self.spread.mul_f64(done as f64 / self.total as f64);
+                t.checked_add(offset).unwrap_or(t)
+            }
             _ => SystemClock.now(),
         }
     }
@@ -132,11 +154,24 @@ mod tests {
 
     #[test]
     fn a_frozen_clock_stands_still_until_thawed() {
-        let clock = FreezableClock::frozen_now();
+        let clock = FreezableClock::frozen_with_spread(Duration::ZERO, 1);
         let t = clock.now();
         std::thread::sleep(std::time::Duration::from_millis(2));
         assert_eq!(clock.now(), t);
         clock.thaw();
         assert!(clock.now() > t);
+    }
+
+    #[test]
+    fn a_spread_clock_moves_with_progress_and_stops_at_the_end() {
+        let clock = FreezableClock::frozen_with_spread(Duration::from_secs(1), 4);
+        let t = clock.now();
+        clock.step();
+        clock.step();
+        assert_eq!(clock.now(), t.checked_add(Duration::from_millis(500)).unwrap());
+        for _ in 0..10 {
+            clock.step();
+        }
+        assert_eq!(clock.now(), t.checked_add(Duration::from_secs(1)).unwrap());
     }
 }

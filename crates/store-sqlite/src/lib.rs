@@ -48,6 +48,7 @@
 //! and messages keep full precision).
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod codec;
 mod dispatch;
 mod ops;
@@ -168,7 +169,8 @@ impl SqliteStore {
     /// process) uses the file, or when the file has a newer schema than this build knows.
     pub fn open(options: SqliteStoreOptions) -> Result<SqliteStore> {
         let lock = lock_file(&options.path)?;
-        let conn = schema::open_writer(&options.path, options.synchronous)?;
+        let mut conn = schema::open_writer(&options.path, options.synchronous)?;
+        let checkpointer = checkpoint::start(&options.path, &mut conn)?;
         let shared = Arc::new(Shared::new(options.clock.clone()));
         rebuild_index(&conn, &shared)?;
         let reads = ReadPool::open(&options.path, options.read_connections)?;
@@ -180,6 +182,9 @@ impl SqliteStore {
             .spawn(move || {
                 let _closed = MarkClosedOnExit(writer_shared.clone());
                 writer::run(conn, rx, writer_shared, max_batch);
+                // The writer connection is gone, and with it the hook that fed the
+                // checkpointer: it stops after its current checkpoint.
+                let _ = checkpointer.join();
                 // Released only once the last write is durable.
                 drop(lock);
             })

@@ -121,6 +121,18 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
     Ok(conn)
 }
 
+/// Opens the checkpointer's connection (run after [`open_writer`]): it writes only pages the
+/// writer already committed, from the WAL into the database file.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    Ok(conn)
+}
+
 /// Opens a read-only connection (run after [`open_writer`], which created the schema).
 pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let flags =
