@@ -164,11 +164,15 @@ async fn run_turn(shared: &Shared, item: OrchestrationWorkItem) -> Result<(), St
         debug!(event = event.kind.type_name(), "dropped a duplicate or unexpected message");
     }
     let commit = build_commit(lease, &instance, consumed, result, now);
-    shared.store.commit_turn(commit).await?;
-    shared.metrics.turns.fetch_add(1, Ordering::Relaxed);
+    // Back into the cache before committing: the commit releases the lease, and the next turn
+    // (e.g. for an event that arrived meanwhile) may start at once and should find it. If the
+    // commit fails, `process` removes it; and a cached execution is only ever used when its
+    // history length matches the store's.
     if !execution.is_finished() {
         shared.cache.put(execution);
     }
+    shared.store.commit_turn(commit).await?;
+    shared.metrics.turns.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
