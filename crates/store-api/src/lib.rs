@@ -21,6 +21,7 @@
 //!   effects are committed at most once.
 #![warn(missing_docs)]
 
+pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod types;

@@ -6,10 +6,8 @@
 //! normalize it, and payloads must round-trip byte for byte).
 
 use bytes::{BufMut, BytesMut};
-use durable_core::{FailureDetails, Payload, RuntimeStatus, Timestamp};
-use durable_store::{Error, Result};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use durable_core::Timestamp;
+use durable_store::Error;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, accepts, to_sql_checked};
 
@@ -86,64 +84,10 @@ impl<'a> FromSql<'a> for Micros {
     accepts!(TIMESTAMPTZ);
 }
 
-/// The column value of a status. The numbers are part of the schema (see `sql/v1.sql`).
-pub(crate) fn status_code(s: RuntimeStatus) -> i16 {
-    match s {
-        RuntimeStatus::Pending => 0,
-        RuntimeStatus::Running => 1,
-        RuntimeStatus::Completed => 2,
-        RuntimeStatus::Failed => 3,
-        RuntimeStatus::Terminated => 4,
-        RuntimeStatus::Suspended => 5,
-        RuntimeStatus::ContinuedAsNew => 6,
-    }
-}
-
-/// The status of a column value.
-pub(crate) fn status_from(code: i16) -> Result<RuntimeStatus> {
-    RuntimeStatus::ALL
-        .into_iter()
-        .find(|s| status_code(*s) == code)
-        .ok_or_else(|| corrupt(format!("unknown status code {code}")))
-}
-
-/// Serializes a value as compact JSON.
-pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(Error::backend)
-}
-
-/// Parses JSON written by [`to_json`].
-pub(crate) fn from_json<T: DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("unreadable JSON in the database: {e}")))
-}
-
-/// The column text of an optional payload.
-pub(crate) fn payload_text(p: &Option<Payload>) -> Option<&str> {
-    p.as_ref().map(Payload::as_str)
-}
-
-/// The payload of an optional column text.
-pub(crate) fn payload(text: Option<String>) -> Result<Option<Payload>> {
-    text.map(|t| {
-        Payload::from_json(&t).map_err(|e| corrupt(format!("unreadable payload in the database: {e}")))
-    })
-    .transpose()
-}
-
-/// The column text of an optional failure.
-pub(crate) fn failure_text(f: &Option<FailureDetails>) -> Result<Option<String>> {
-    f.as_ref().map(to_json).transpose()
-}
-
-/// The failure of an optional column text.
-pub(crate) fn failure(text: Option<String>) -> Result<Option<FailureDetails>> {
-    text.map(|t| from_json(&t)).transpose()
-}
-
-/// An error for data this store did not write (or a newer version wrote).
-pub(crate) fn corrupt(msg: String) -> Error {
-    Error::Backend(msg.into())
-}
+// The encodings both stores share (status numbers, JSON text of payloads, failures, events).
+pub(crate) use durable_store::codec::{
+    corrupt, failure, failure_text, from_json, payload, payload_text, status_code, status_from, to_json,
+};
 
 /// The error of every operation after `close()`.
 pub(crate) fn closed() -> Error {
@@ -180,15 +124,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn due_times_round_up_and_statuses_round_trip() {
+    fn due_times_round_up() {
         let t: Timestamp = "2026-01-01T00:00:00.000001001Z".parse().unwrap();
         assert_eq!(Micros::ceil(t).0, Micros::of(t).0 + 1);
         let exact = Micros::of(t).ts();
         assert_eq!(Micros::ceil(exact), Micros::of(exact));
-        for s in RuntimeStatus::ALL {
-            assert_eq!(status_from(status_code(s)).unwrap(), s);
-        }
-        assert!(status_from(42).is_err());
     }
 
     #[test]

@@ -435,7 +435,7 @@ impl Store for PostgresStore {
         if let Some(status) = row.get::<_, Option<i16>>(0) {
             return Err(Error::AlreadyExists {
                 instance_id: request.instance_id,
-                status: codec::status_from(status)?,
+                status: codec::status_from(i64::from(status))?,
             });
         }
         self.count(&self.inner.metrics.transactions);
@@ -453,7 +453,7 @@ impl Store for PostgresStore {
             Some(status) => {
                 return Err(Error::InstanceFinished {
                     instance_id: instance_id.to_owned(),
-                    status: codec::status_from(status)?,
+                    status: codec::status_from(i64::from(status))?,
                 });
             }
         }

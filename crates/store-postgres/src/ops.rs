@@ -261,7 +261,7 @@ fn instance_from_fetch_row(row: &Row) -> Result<durable_store::InstanceState> {
         instance_id: row.get(0),
         name: row.get(2),
         execution_id: row.get(3),
-        status: codec::status_from(row.get(4))?,
+        status: codec::status_from(i64::from(row.get::<_, i16>(4)))?,
         input: codec::payload(row.get(5))?,
         output: codec::payload(row.get(6))?,
         failure: codec::failure(row.get(7))?,

@@ -16,7 +16,7 @@ pub(crate) fn instance_from_row(row: &Row, at: usize) -> Result<InstanceState> {
         instance_id: row.try_get(at + 1).map_err(get_err)?,
         name: row.try_get(at + 2).map_err(get_err)?,
         execution_id: row.try_get(at + 3).map_err(get_err)?,
-        status: codec::status_from(row.try_get(at + 4).map_err(get_err)?)?,
+        status: codec::status_from(i64::from(row.try_get::<_, i16>(at + 4).map_err(get_err)?))?,
         output: codec::payload(row.try_get(at + 5).map_err(get_err)?)?,
         failure: codec::failure(row.try_get(at + 6).map_err(get_err)?)?,
         custom_status: codec::payload(row.try_get(at + 7).map_err(get_err)?)?,

@@ -4,10 +4,8 @@
 //! string), statuses as small integers, payloads as their JSON text and everything structured
 //! (events, failures) as compact JSON.
 
-use durable_core::{FailureDetails, Payload, RuntimeStatus, Timestamp};
+use durable_core::Timestamp;
 use durable_store::{Error, Result};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 /// Maps `rusqlite` results into store errors (the orphan rule forbids a `From` impl).
@@ -54,64 +52,10 @@ pub(crate) fn us_dur(us: i64) -> Duration {
     Duration::from_micros(u64::try_from(us).unwrap_or(0))
 }
 
-/// The column value of a status. The numbers are part of the schema: never renumber.
-pub(crate) fn status_code(s: RuntimeStatus) -> i64 {
-    match s {
-        RuntimeStatus::Pending => 0,
-        RuntimeStatus::Running => 1,
-        RuntimeStatus::Completed => 2,
-        RuntimeStatus::Failed => 3,
-        RuntimeStatus::Terminated => 4,
-        RuntimeStatus::Suspended => 5,
-        RuntimeStatus::ContinuedAsNew => 6,
-    }
-}
-
-/// The status of a column value.
-pub(crate) fn status_from(code: i64) -> Result<RuntimeStatus> {
-    RuntimeStatus::ALL
-        .into_iter()
-        .find(|s| status_code(*s) == code)
-        .ok_or_else(|| corrupt(format!("unknown status code {code}")))
-}
-
-/// Serializes a value as compact JSON.
-pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(Error::backend)
-}
-
-/// Parses JSON written by [`to_json`].
-pub(crate) fn from_json<T: DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("unreadable JSON in the database: {e}")))
-}
-
-/// The column text of an optional payload.
-pub(crate) fn payload_text(p: &Option<Payload>) -> Option<&str> {
-    p.as_ref().map(Payload::as_str)
-}
-
-/// The payload of an optional column text.
-pub(crate) fn payload(text: Option<String>) -> Result<Option<Payload>> {
-    text.map(|t| {
-        Payload::from_json(&t).map_err(|e| corrupt(format!("unreadable payload in the database: {e}")))
-    })
-    .transpose()
-}
-
-/// The column text of an optional failure.
-pub(crate) fn failure_text(f: &Option<FailureDetails>) -> Result<Option<String>> {
-    f.as_ref().map(to_json).transpose()
-}
-
-/// The failure of an optional column text.
-pub(crate) fn failure(text: Option<String>) -> Result<Option<FailureDetails>> {
-    text.map(|t| from_json(&t)).transpose()
-}
-
-/// An error for data this store did not write (or a newer version wrote).
-pub(crate) fn corrupt(msg: String) -> Error {
-    Error::Backend(msg.into())
-}
+// The encodings both stores share (status numbers, JSON text of payloads, failures, events).
+pub(crate) use durable_store::codec::{
+    failure, failure_text, from_json, payload, payload_text, status_code, status_from, to_json,
+};
 
 /// The error of every operation after `close()` or after the background threads stopped.
 pub(crate) fn closed() -> Error {
@@ -123,14 +67,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn due_times_round_up_and_statuses_round_trip() {
+    fn due_times_round_up() {
         let t: Timestamp = "2026-01-01T00:00:00.000001001Z".parse().unwrap();
         assert_eq!(us_ceil(t), us(t) + 1);
         let exact = ts(us(t));
         assert_eq!(us_ceil(exact), us(exact));
-        for s in RuntimeStatus::ALL {
-            assert_eq!(status_from(status_code(s)).unwrap(), s);
-        }
-        assert!(status_from(42).is_err());
     }
 }
