@@ -3,68 +3,41 @@
 //! outcome to the instance.
 
 use crate::Shared;
-use crate::orchestrations::{ErrorBackoff, drain};
+use crate::dispatch::Dispatcher;
 use crate::registry::ActivityContext;
 use durable_core::{FailureDetails, codes};
 use durable_store::{ActivityOutcome, ActivityWorkItem, Error as StoreError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{debug, debug_span, warn};
 
-/// Runs until shutdown: fetch → spawn activities → wait for work.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_activities));
-    let mut running = JoinSet::new();
-    let mut backoff = ErrorBackoff::default();
-    loop {
-        while running.try_join_next().is_some() {}
-        if shared.shutdown.is_cancelled() {
-            break;
-        }
-        let available = permits.available_permits();
-        if available == 0 {
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => break,
-                _ = running.join_next() => continue,
-            }
-        }
-        let max = available.min(shared.options.fetch_batch);
-        match shared.store.fetch_activity_work(max, shared.options.activity_lease).await {
-            Ok(items) if items.is_empty() => {
-                backoff.reset();
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => break,
-                    _ = shared.store.wait_for_activity_work(shared.options.idle_check) => {}
-                }
-            }
-            Ok(items) => {
-                backoff.reset();
-                for item in items {
-                    let permit =
-                        permits.clone().try_acquire_owned().expect("fetched no more items than free permits");
-                    let shared = shared.clone();
-                    let span = debug_span!("activity", name = %item.name, instance_id = %item.instance_id, task_id = item.task_id);
-                    running.spawn(
-                        async move {
-                            execute(&shared, item).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "fetching activity work failed; retrying");
-                if !backoff.wait(&shared).await {
-                    break;
-                }
-            }
-        }
+/// Activities.
+pub(crate) struct Activities;
+
+impl Dispatcher for Activities {
+    type Item = ActivityWorkItem;
+    const KIND: &'static str = "activity work";
+
+    fn concurrency(shared: &Shared) -> usize {
+        shared.options.max_concurrent_activities
     }
-    drain(&shared, running).await;
+
+    async fn fetch(shared: &Shared, max: usize) -> Result<Vec<ActivityWorkItem>, StoreError> {
+        shared.store.fetch_activity_work(max, shared.options.activity_lease).await
+    }
+
+    async fn wait(shared: &Shared) {
+        shared.store.wait_for_activity_work(shared.options.idle_check).await
+    }
+
+    fn span(item: &ActivityWorkItem) -> tracing::Span {
+        debug_span!("activity", name = %item.name, instance_id = %item.instance_id, task_id = item.task_id)
+    }
+
+    async fn process(shared: Arc<Shared>, item: ActivityWorkItem) {
+        execute(&shared, item).await
+    }
 }
 
 async fn execute(shared: &Shared, item: ActivityWorkItem) {

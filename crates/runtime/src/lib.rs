@@ -34,6 +34,7 @@
 mod activities;
 mod cache;
 pub mod client;
+mod dispatch;
 mod options;
 mod orchestrations;
 mod registry;
@@ -125,8 +126,8 @@ impl Runtime {
             metrics: Counters::default(),
         });
         let tasks = vec![
-            tokio::spawn(orchestrations::run(shared.clone())),
-            tokio::spawn(activities::run(shared.clone())),
+            tokio::spawn(dispatch::run::<orchestrations::Orchestrations>(shared.clone())),
+            tokio::spawn(dispatch::run::<activities::Activities>(shared.clone())),
         ];
         Ok(Runtime { shared, tasks })
     }

@@ -3,6 +3,7 @@
 //! turn atomically.
 
 use crate::Shared;
+use crate::dispatch::Dispatcher;
 use durable_core::{Action, Execution, HistoryEvent, TurnResult};
 use durable_store::{
     CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,
@@ -11,93 +12,33 @@ use durable_store::{
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{debug, debug_span, warn};
 
-/// Runs until shutdown: fetch → spawn turns → wait for work.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(shared.options.max_concurrent_turns));
-    let mut turns = JoinSet::new();
-    let mut backoff = ErrorBackoff::default();
-    loop {
-        while turns.try_join_next().is_some() {}
-        if shared.shutdown.is_cancelled() {
-            break;
-        }
-        let available = permits.available_permits();
-        if available == 0 {
-            tokio::select! {
-                _ = shared.shutdown.cancelled() => break,
-                _ = turns.join_next() => continue,
-            }
-        }
-        let max = available.min(shared.options.fetch_batch);
-        match shared.store.fetch_orchestration_work(max, shared.options.orchestration_lease).await {
-            Ok(items) if items.is_empty() => {
-                backoff.reset();
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => break,
-                    _ = shared.store.wait_for_orchestration_work(shared.options.idle_check) => {}
-                }
-            }
-            Ok(items) => {
-                backoff.reset();
-                for item in items {
-                    let permit =
-                        permits.clone().try_acquire_owned().expect("fetched no more items than free permits");
-                    let shared = shared.clone();
-                    let span = debug_span!("turn", instance_id = %item.instance.instance_id);
-                    turns.spawn(
-                        async move {
-                            process(&shared, item).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "fetching orchestration work failed; retrying");
-                if !backoff.wait(&shared).await {
-                    break;
-                }
-            }
-        }
-    }
-    drain(&shared, turns).await;
-}
+/// Orchestration turns.
+pub(crate) struct Orchestrations;
 
-/// Waits for running tasks up to the shutdown grace period, then abandons the rest to lease
-/// expiry (their work is redelivered).
-pub(crate) async fn drain(shared: &Shared, mut tasks: JoinSet<()>) {
-    let grace = shared.options.shutdown_grace;
-    let all_done = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(grace, all_done).await.is_err() {
-        warn!(remaining = tasks.len(), "shutdown grace period over; unfinished work will be redelivered");
-        tasks.abort_all();
-    }
-}
+impl Dispatcher for Orchestrations {
+    type Item = OrchestrationWorkItem;
+    const KIND: &'static str = "orchestration work";
 
-/// Exponential backoff after store errors (not a polling loop: it only runs while errors last).
-#[derive(Default)]
-pub(crate) struct ErrorBackoff {
-    failures: u32,
-}
-
-impl ErrorBackoff {
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
+    fn concurrency(shared: &Shared) -> usize {
+        shared.options.max_concurrent_turns
     }
 
-    /// Sleeps for the next delay; false when shutdown began.
-    pub(crate) async fn wait(&mut self, shared: &Shared) -> bool {
-        self.failures += 1;
-        let delay = Duration::from_millis(50 * 2u64.pow(self.failures.min(7))).min(Duration::from_secs(5));
-        tokio::select! {
-            _ = shared.shutdown.cancelled() => false,
-            _ = tokio::time::sleep(delay) => true,
-        }
+    async fn fetch(shared: &Shared, max: usize) -> Result<Vec<OrchestrationWorkItem>, StoreError> {
+        shared.store.fetch_orchestration_work(max, shared.options.orchestration_lease).await
+    }
+
+    async fn wait(shared: &Shared) {
+        shared.store.wait_for_orchestration_work(shared.options.idle_check).await
+    }
+
+    fn span(item: &OrchestrationWorkItem) -> tracing::Span {
+        debug_span!("turn", instance_id = %item.instance.instance_id)
+    }
+
+    async fn process(shared: Arc<Shared>, item: OrchestrationWorkItem) {
+        process(&shared, item).await
     }
 }
 
