@@ -274,6 +274,7 @@ impl Node {
             m.replays += o.replays;
             m.turns_discarded += o.turns_discarded;
             m.activities += o.activities;
+            m.direct_events += o.direct_events;
             m.cached_executions += o.cached_executions;
         }
         m

@@ -222,11 +222,12 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "runtime: {} turns, {} replays, {} discarded turns, {} activities, {} cached executions",
+            "runtime: {} turns, {} replays, {} discarded turns, {} activities, {} events delivered directly, {} cached executions",
             r.runtime.turns,
             r.runtime.replays,
             r.runtime.turns_discarded,
             r.runtime.activities,
+            r.runtime.direct_events,
             r.runtime.cached_executions
         );
         for (name, value) in &self.extra {

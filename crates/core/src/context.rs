@@ -135,6 +135,8 @@ pub(crate) struct State {
     pub(crate) event_seq: u64,
     /// Durable futures that returned `Pending` during the current poll.
     pub(crate) pending_polls: u32,
+    /// Event names (lower-cased) a wait was pending on in the last poll.
+    pub(crate) waiting_events: HashSet<String>,
 }
 
 impl State {
@@ -159,6 +161,7 @@ impl State {
             fatal: None,
             event_seq: 0,
             pending_polls: 0,
+            waiting_events: HashSet::new(),
         }
     }
 

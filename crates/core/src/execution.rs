@@ -236,6 +236,14 @@ impl Execution {
         &self.instance_id
     }
 
+    /// True when the orchestrator, as of its last turn, waits for an event called `name`
+    /// (case-insensitive): delivering one will let it make progress.
+    pub fn waits_for_event(&self, name: &str) -> bool {
+        !self.finished
+            && !self.suspended
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&name.to_lowercase()))
+    }
+
     /// True once the execution ended; it accepts no more turns.
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -504,7 +512,11 @@ impl Execution {
         let (Some(ctx), Some(future)) = (&self.ctx, self.future.as_mut()) else {
             return PollEnd::NotPolled;
         };
-        ctx.state().pending_polls = 0;
+        {
+            let mut st = ctx.state();
+            st.pending_polls = 0;
+            st.waiting_events.clear();
+        }
         let mut cx = Context::from_waker(Waker::noop());
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => PollEnd::Pending,

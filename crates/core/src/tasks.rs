@@ -192,6 +192,9 @@ impl<T: DeserializeOwned> Future for ExternalEvent<T> {
             Poll::Ready(decode(event.input.as_ref(), &format!("data of event '{}'", this.name)))
         } else {
             st.park(cx.waker());
+            if !st.waiting_events.contains(&this.key) {
+                st.waiting_events.insert(this.key.clone());
+            }
             Poll::Pending
         }
     }

@@ -717,3 +717,18 @@ fn history_and_payload_limits_fail_the_instance_with_coded_messages() {
     assert!(message.starts_with("[DT0008] the input of activity 'A' is 4098 bytes"), "{message}");
     assert!(r.actions.is_empty());
 }
+
+#[test]
+fn an_execution_knows_which_events_it_waits_for() {
+    let reg = Registry::new();
+    let resolver = reg.resolver();
+    let mut exec = Execution::new("inst", "exec");
+    exec.run_turn(t(0), vec![started("verify", "+1")], &resolver);
+    assert!(!exec.waits_for_event(ANSWER), "still waiting for the activity");
+    exec.run_turn(t(1), vec![completed(1, 0, 7)], &resolver);
+    assert!(exec.waits_for_event(ANSWER));
+    assert!(exec.waits_for_event("smschallengeresponse"));
+    assert!(!exec.waits_for_event("Other"));
+    exec.run_turn(t(2), vec![raised(2, ANSWER, 7)], &resolver);
+    assert!(!exec.waits_for_event(ANSWER), "finished");
+}

@@ -75,6 +75,11 @@ impl ExecutionCache {
         }
     }
 
+    /// Applies `f` to the cached execution of `instance_id`, if any, without taking it.
+    pub fn peek<R>(&self, instance_id: &str, f: impl FnOnce(&Execution) -> R) -> Option<R> {
+        self.inner.lock().entries.get(instance_id).map(|(e, _)| f(e))
+    }
+
     /// Drops the execution of `instance_id`.
     pub fn remove(&self, instance_id: &str) {
         self.inner.lock().entries.remove(instance_id);

@@ -230,8 +230,39 @@ impl Client {
 
     /// Raises an event with raw JSON data. If the instance's orchestrator registered an event
     /// hook for `name`, the hook transforms (or rejects) the data before it is stored.
+    ///
+    /// When this node holds the instance's execution, the orchestrator waits for this event and
+    /// the instance is idle, the event is delivered directly: the instance is leased, the turn
+    /// that consumes the event runs here, and event and turn are committed together (one commit
+    /// instead of two, which halves the latency of an answer). Otherwise the event is queued.
     pub async fn raise_event_raw(&self, instance_id: &str, name: &str, data: Option<Payload>) -> Result<()> {
         validate_event_name(name)?;
+        self.check_size("the event data", data.as_ref())?;
+        let store = &self.shared.store;
+        // Only when the event makes the orchestrator progress: a direct turn that would merely
+        // buffer the event costs more than queueing it for the next turn.
+        let direct = self.shared.cache.peek(instance_id, |e| e.waits_for_event(name)) == Some(true);
+        let leased = if direct {
+            store.lease_instance(instance_id, self.shared.options.orchestration_lease).await?
+        } else {
+            None
+        };
+        if let Some(item) = leased {
+            let data = match self.apply_hook(&item.instance.name, instance_id, name, data) {
+                Ok(data) => data,
+                Err(e) => {
+                    let _ = store.abandon_orchestration_work(&item.lease, Duration::ZERO).await;
+                    return Err(e);
+                }
+            };
+            let event = self.event(name, data);
+            if crate::orchestrations::process_with(&self.shared, item, vec![event.clone()]).await {
+                self.shared.metrics.direct_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok(());
+            }
+            // The turn was not committed, so neither was the event: queue it instead.
+            return Ok(store.send_message(instance_id, event).await?);
+        }
         let mut data = data;
         if self.shared.registry.has_event_hooks(name) {
             let state =
@@ -242,16 +273,29 @@ impl Client {
                     status: state.status,
                 });
             }
-            if let Some(hook) = self.shared.registry.event_hook(&state.name, name) {
-                data = hook(instance_id, data).map_err(Error::InvalidInput)?;
-            }
+            data = self.apply_hook(&state.name, instance_id, name, data)?;
         }
-        self.check_size("the event data", data.as_ref())?;
-        let event = HistoryEvent::new(
+        Ok(store.send_message(instance_id, self.event(name, data)).await?)
+    }
+
+    fn apply_hook(
+        &self,
+        orchestrator: &str,
+        instance_id: &str,
+        name: &str,
+        data: Option<Payload>,
+    ) -> Result<Option<Payload>> {
+        match self.shared.registry.event_hook(orchestrator, name) {
+            Some(hook) => hook(instance_id, data).map_err(Error::InvalidInput),
+            None => Ok(data),
+        }
+    }
+
+    fn event(&self, name: &str, data: Option<Payload>) -> HistoryEvent {
+        HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::EventRaised { name: name.to_owned(), input: data },
-        );
-        Ok(self.shared.store.send_message(instance_id, event).await?)
+        )
     }
 
     /// Terminates the instance (and, recursively, its running sub-orchestrations).

@@ -67,6 +67,7 @@ pub(crate) struct Counters {
     pub(crate) replays: AtomicU64,
     pub(crate) turns_discarded: AtomicU64,
     pub(crate) activities: AtomicU64,
+    pub(crate) direct_events: AtomicU64,
 }
 
 /// A snapshot of a runtime's counters.
@@ -80,6 +81,8 @@ pub struct RuntimeMetrics {
     pub turns_discarded: u64,
     /// Activity results committed.
     pub activities: u64,
+    /// Events delivered straight into the turn that consumed them (one commit instead of two).
+    pub direct_events: u64,
     /// Executions currently cached.
     pub cached_executions: u64,
 }
@@ -155,6 +158,7 @@ impl Runtime {
             replays: m.replays.load(Ordering::Relaxed),
             turns_discarded: m.turns_discarded.load(Ordering::Relaxed),
             activities: m.activities.load(Ordering::Relaxed),
+            direct_events: m.direct_events.load(Ordering::Relaxed),
             cached_executions: self.shared.cache.stats().0 as u64,
         }
     }

@@ -43,15 +43,27 @@ impl Dispatcher for Orchestrations {
 }
 
 async fn process(shared: &Shared, item: OrchestrationWorkItem) {
+    process_with(shared, item, Vec::new()).await;
+}
+
+/// Runs and commits the turn of `item`, delivering `inline` events after its messages (events
+/// a client hands over directly, which never went through the inbox). Returns whether the turn
+/// was committed; on failure the work is left for redelivery and `inline` was not recorded.
+pub(crate) async fn process_with(
+    shared: &Shared,
+    item: OrchestrationWorkItem,
+    inline: Vec<HistoryEvent>,
+) -> bool {
     let lease = item.lease.clone();
     let instance_id = item.instance.instance_id.clone();
-    match run_turn(shared, item).await {
-        Ok(()) => {}
+    match run_turn(shared, item, inline).await {
+        Ok(()) => true,
         Err(StoreError::LeaseLost) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound { .. }) => {
             // Someone else owns the instance now (or it was purged): our result is void.
             shared.metrics.turns_discarded.fetch_add(1, Ordering::Relaxed);
             shared.cache.remove(&instance_id);
             debug!("turn result discarded: the instance changed underneath");
+            false
         }
         Err(e) => {
             shared.cache.remove(&instance_id);
@@ -59,15 +71,21 @@ async fn process(shared: &Shared, item: OrchestrationWorkItem) {
             if let Err(e) = shared.store.abandon_orchestration_work(&lease, Duration::from_secs(1)).await {
                 debug!(error = %e, "could not abandon the work item; its lease will expire");
             }
+            false
         }
     }
 }
 
-async fn run_turn(shared: &Shared, item: OrchestrationWorkItem) -> Result<(), StoreError> {
+async fn run_turn(
+    shared: &Shared,
+    item: OrchestrationWorkItem,
+    inline: Vec<HistoryEvent>,
+) -> Result<(), StoreError> {
     let OrchestrationWorkItem { lease, instance, messages } = item;
     let now = shared.clock.now();
     let consumed = messages.iter().map(|m| m.id).collect();
-    let events = current_execution_events(&instance, messages);
+    let mut events = current_execution_events(&instance, messages);
+    events.extend(inline);
 
     if instance.status.is_terminal() {
         // Late messages for a finished instance are consumed and dropped.

@@ -276,3 +276,38 @@ async fn many_instances_run_concurrently() {
         assert_eq!(output::<u32>(&node.finish(&id).await), n * 2 + 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_event_is_delivered_in_one_commit_and_an_early_one_is_queued() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let g = gate.clone();
+    async fn orch(ctx: OrchestrationContext, _: ()) -> Result<(u32, u32), Error> {
+        ctx.call_activity::<(), _>("Slow", &()).await?;
+        let a: u32 = ctx.wait_for_external_event("A").await?;
+        let b: u32 = ctx.wait_for_external_event("B").await?;
+        Ok((a, b))
+    }
+    let registry = Registry::new().orchestrator("D", orch).activity("Slow", move |_ctx, _: ()| {
+        let g = g.clone();
+        async move {
+            let _permit = g.acquire().await.map_err(|e| Error::msg(e.to_string()))?;
+            Ok::<_, Error>(())
+        }
+    });
+    let node = TestNode::start(registry);
+    let client = node.client();
+    let id = client.start("D", &()).await.unwrap();
+    wait_for_history(&client, &id, "TaskScheduled").await;
+    // Nobody waits for B yet: queued, not delivered directly.
+    client.raise_event(&id, "B", &2u32).await.unwrap();
+    assert_eq!(node.runtime().metrics().direct_events, 0);
+    gate.add_permits(1);
+    wait_for_history(&client, &id, "TaskCompleted").await;
+    eventually("the wait for A", || async { client.history(&id).await.unwrap().len() >= 6 }).await;
+    // The orchestrator now waits for A: delivered straight into the turn that consumes it.
+    client.raise_event(&id, "A", &1u32).await.unwrap();
+    assert_eq!(node.runtime().metrics().direct_events, 1);
+    // The turn already ran: the instance finished with the raise.
+    let state = client.status(&id).await.unwrap().unwrap();
+    assert_eq!(output::<(u32, u32)>(&state), (1, 2));
+}

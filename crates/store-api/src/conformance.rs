@@ -76,6 +76,8 @@ macro_rules! conformance_tests {
             activity_abandon_respects_retry_after,
             activity_completion_for_finished_or_other_execution_enqueues_nothing,
             wait_for_activity_work_wakes_on_schedule,
+            lease_instance_takes_an_idle_instance_exclusively,
+            lease_instance_refuses_leased_missing_and_finished_instances,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -166,6 +168,13 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         lease: Duration,
     ) -> Result<Vec<OrchestrationWorkItem>> {
         self.store.fetch_orchestration_work(max, lease).await
+    }
+    async fn lease_instance(
+        &self,
+        instance_id: &str,
+        lease: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>> {
+        self.store.lease_instance(instance_id, lease).await
     }
     async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
         self.store.commit_turn(commit).await

@@ -211,6 +211,28 @@ impl Orchestrations {
         out
     }
 
+    /// Leases one instance by id, if it holds no live lease and is not backing off; it may or
+    /// may not have visible messages (a queued entry becomes stale and is skipped).
+    pub fn lease_one(&mut self, instance_id: &str, now: i64, duration: i64, token: u64) -> Option<Granted> {
+        self.promote(now);
+        let slot = match self.slots.get_mut(instance_id) {
+            Some(slot) => slot,
+            None => self.slots.entry(Arc::from(instance_id)).or_default(),
+        };
+        if slot.lease.is_some() || slot.not_before > now {
+            return None;
+        }
+        let expires = now.saturating_add(duration);
+        // Work queued for it is now in the lease holder's hands; on release it is queued again
+        // if anything is left.
+        slot.dirty = std::mem::take(&mut slot.queued);
+        slot.lease = Some(Lease { token, expires, pinned: false });
+        let id = self.slots.get_key_value(instance_id).map(|(k, _)| k.clone()).expect("slot exists");
+        let slots = &self.slots;
+        self.expiries.push(expires, id.clone(), token, |k, t, at| current_lease(slots, k, t, at));
+        Some(Granted { instance_id: id, token, expires })
+    }
+
     /// True when the instance is leased with `token` and the lease is live.
     pub fn holds(&self, instance_id: &str, token: u64, now: i64) -> bool {
         self.slots.get(instance_id).and_then(|s| s.lease).is_some_and(|l| l.token == token && l.live(now))

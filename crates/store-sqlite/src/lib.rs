@@ -430,6 +430,41 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    async fn lease_instance(
+        &self,
+        instance_id: &str,
+        lease_duration: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>> {
+        self.check_open()?;
+        let shared = self.shared();
+        let now = shared.now();
+        let granted =
+            shared.dispatch.lock().orch.lease_one(instance_id, now, dur_us(lease_duration), shared.token());
+        let Some(g) = granted else { return Ok(None) };
+        let id = instance_id.to_owned();
+        let work = self.inner.reads.run(move |c| read::instance_work(c, &id, now)).await;
+        let refusal = match work {
+            Ok(Some((instance, messages))) if !instance.status.is_terminal() => {
+                let lease = OrchestrationLease {
+                    instance_id: instance_id.to_owned(),
+                    token: g.token,
+                    expires_at: ts(g.expires),
+                };
+                return Ok(Some(OrchestrationWorkItem { lease, instance, messages }));
+            }
+            Ok(Some(instance)) => {
+                Error::InstanceFinished { instance_id: instance_id.to_owned(), status: instance.0.status }
+            }
+            Ok(None) => Error::NotFound { instance_id: instance_id.to_owned() },
+            Err(e) => e,
+        };
+        // No lease is held after a refusal; whatever was queued for the instance stays queued.
+        if shared.dispatch.lock().orch.release(instance_id, g.token, false, 0, now) {
+            shared.orchestration_work.notify_waiters();
+        }
+        Err(refusal)
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
         self.write(|tx| Command::Commit(Box::new(commit), tx)).await
     }

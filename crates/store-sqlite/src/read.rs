@@ -178,27 +178,40 @@ pub(crate) fn work(conn: &Connection, ids: &[Arc<str>], now: i64) -> Result<Vec<
     let tx = ReadTx::begin(conn)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(state) = instance(conn, id)? else {
-            out.push(None);
-            continue;
-        };
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id, execution_id, event FROM messages WHERE instance_id = ?1 \
-                 AND (visible_at IS NULL OR visible_at <= ?2) ORDER BY id LIMIT ?3",
-            )
-            .db()?;
-        let limit = i64::try_from(MAX_MESSAGES_PER_WORK_ITEM).unwrap_or(i64::MAX);
-        let mut rows = stmt.query(rusqlite::params![&**id, now, limit]).db()?;
-        let mut messages = Vec::new();
-        while let Some(row) = rows.next().db()? {
-            let event: HistoryEvent = codec::from_json(row.get_ref(2).db()?.as_str().db()?)?;
-            messages.push(Message { id: row.get(0).db()?, execution_id: row.get(1).db()?, event });
-        }
-        out.push((!messages.is_empty()).then_some((state, messages)));
+        let work = instance_and_messages(conn, id, now)?;
+        out.push(work.filter(|(_, messages)| !messages.is_empty()));
     }
     tx.end()?;
     Ok(out)
+}
+
+/// One instance's status row and visible messages (possibly none), or `None` when it does not
+/// exist; for a lease taken by id.
+pub(crate) fn instance_work(conn: &Connection, id: &str, now: i64) -> Result<Option<Work>> {
+    let tx = ReadTx::begin(conn)?;
+    let work = instance_and_messages(conn, id, now)?;
+    tx.end()?;
+    Ok(work)
+}
+
+fn instance_and_messages(conn: &Connection, id: &str, now: i64) -> Result<Option<Work>> {
+    let Some(state) = instance(conn, id)? else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, execution_id, event FROM messages WHERE instance_id = ?1 \
+             AND (visible_at IS NULL OR visible_at <= ?2) ORDER BY id LIMIT ?3",
+        )
+        .db()?;
+    let limit = i64::try_from(MAX_MESSAGES_PER_WORK_ITEM).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(rusqlite::params![id, now, limit]).db()?;
+    let mut messages = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        let event: HistoryEvent = codec::from_json(row.get_ref(2).db()?.as_str().db()?)?;
+        messages.push(Message { id: row.get(0).db()?, execution_id: row.get(1).db()?, event });
+    }
+    Ok(Some((state, messages)))
 }
 
 /// Moves the instances of due timers to the ready queue. The index holds only (due time,

@@ -538,3 +538,61 @@ pub async fn wait_for_orchestration_work_wakes_on_timer_due<S: Store>(store: S) 
     assert!(now() >= timer.fire_at);
     assert_eq!(item.messages[0].event, timer.fired_event());
 }
+
+/// `lease_instance` on an idle instance (if the store supports it): the lease comes with the
+/// instance's visible messages, excludes fetches, and a commit under it may carry an event that
+/// never went through the inbox.
+pub async fn lease_instance_takes_an_idle_instance_exclusively<S: Store>(store: S) {
+    start(&store, "li1").await;
+    store.send_message("li1", raised("queued", "1")).await.unwrap();
+    let Some(item) = store.lease_instance("li1", LONG).await.unwrap() else {
+        eprintln!("lease_instance is not supported by this store: nothing to check");
+        return;
+    };
+    assert_eq!(item.instance.status, RuntimeStatus::Running);
+    assert_eq!(kinds(&item).len(), 1, "the queued event comes with the lease");
+    assert!(fetch_all(&store, LONG).await.is_empty(), "a fetch does not get a leased instance");
+    assert!(store.lease_instance("li1", LONG).await.unwrap().is_none(), "one lease at a time");
+
+    let mut c = turn_of(&item);
+    let inline = raised("inline", "2");
+    c.history.push(inline.clone());
+    store.send_message("li1", raised("later", "3")).await.unwrap();
+    store.commit_turn(c.clone()).await.unwrap();
+    let history = store.read_history("li1").await.unwrap();
+    assert_eq!(history.last(), Some(&inline), "the inline event is recorded in the turn");
+    // What arrived during the lease is delivered after the commit.
+    let next = fetch_for(&store, "li1", LONG).await;
+    assert_eq!(kinds(&next), vec![raised("later", "3").kind]);
+}
+
+/// `lease_instance` refuses an instance leased by a fetch (`None`), a missing instance
+/// (`NotFound`) and a finished one (`InstanceFinished`), and holds no lease afterwards.
+pub async fn lease_instance_refuses_leased_missing_and_finished_instances<S: Store>(store: S) {
+    start(&store, "li2").await;
+    let Some(probe) = store.lease_instance("li2", LONG).await.unwrap() else {
+        eprintln!("lease_instance is not supported by this store: nothing to check");
+        return;
+    };
+    store.abandon_orchestration_work(&probe.lease, Duration::ZERO).await.unwrap();
+
+    store.send_message("li2", raised("e", "1")).await.unwrap();
+    let fetched = fetch_for(&store, "li2", LONG).await;
+    assert!(store.lease_instance("li2", LONG).await.unwrap().is_none(), "leased by the fetch");
+    store.abandon_orchestration_work(&fetched.lease, Duration::ZERO).await.unwrap();
+
+    assert!(matches!(store.lease_instance("nope", LONG).await, Err(Error::NotFound { .. })));
+
+    store.create_instance(create_request("li3", "Orch")).await.unwrap();
+    let item = fetch_for(&store, "li3", LONG).await;
+    let mut c = turn_of(&item);
+    c.status = RuntimeStatus::Completed;
+    store.commit_turn(c).await.unwrap();
+    assert!(matches!(
+        store.lease_instance("li3", LONG).await,
+        Err(Error::InstanceFinished { status: RuntimeStatus::Completed, .. })
+    ));
+    // The refusals left nothing leased: the queued event of li2 is still fetchable.
+    let again = fetch_for(&store, "li2", LONG).await;
+    assert_eq!(kinds(&again).len(), 1);
+}
