@@ -107,6 +107,10 @@ pub struct BenchArgs {
     /// how long until it serves again (open + one fresh verification end to end).
     #[arg(long)]
     pub restart_check: bool,
+    /// park: stop after parking, leaving the instances waiting (with --keep, the database can
+    /// be inspected).
+    #[arg(long)]
+    pub no_drain: bool,
     /// timeout: spread the timers' due times evenly over this span (e.g. `1s`) instead of one
     /// instant.
     #[arg(long, value_parser = parse_window)]
@@ -134,6 +138,7 @@ impl BenchArgs {
             window: None,
             data_dir: None,
             restart_check: false,
+            no_drain: false,
             nodes: 1,
             spread: None,
             keep: false,

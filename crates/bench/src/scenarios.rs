@@ -583,6 +583,19 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
         ("cached executions while parked".to_owned(), parked_resources.runtime.cached_executions as f64),
     ];
 
+    if ctx.args.no_drain {
+        // Leave the instances waiting (with --keep the parked database can be inspected).
+        Arc::into_inner(node).context("node still in use")?.shutdown().await;
+        let (db2, wal2) = config.store_bytes().await?;
+        extra.push((
+            "database bytes per waiting instance after close (db + WAL)".to_owned(),
+            (db2 + wal2) as f64 / ctx.n as f64,
+        ));
+        let mut report = ctx.report(phases, parked_resources);
+        report.extra = extra;
+        return Ok(report);
+    }
+
     if ctx.args.restart_check {
         Arc::into_inner(node).context("node still in use")?.shutdown().await;
         let (db2, wal2) = config.store_bytes().await?;

@@ -92,7 +92,7 @@ impl VerificationOptions {
 /// under (recorded, so a configuration change never alters a running verification on replay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
-    /// `HMAC-SHA256(key, instance ‖ 0 ‖ code)`, hex.
+    /// `HMAC-SHA256(key, instance ‖ 0 ‖ code)` truncated to 128 bits, hex.
     pub tag: String,
     /// Seconds the user has to answer.
     pub window_secs: u64,
@@ -103,7 +103,7 @@ pub struct Challenge {
 /// An answer as stored in history: the MAC of the guessed code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answer {
-    /// `HMAC-SHA256(key, instance ‖ 0 ‖ guess)`, hex.
+    /// `HMAC-SHA256(key, instance ‖ 0 ‖ guess)` truncated to 128 bits, hex.
     pub tag: String,
 }
 

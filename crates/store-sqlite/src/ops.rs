@@ -109,7 +109,7 @@ impl Ctx<'_> {
         visible_at: Option<i64>,
         timer_id: Option<u32>,
     ) -> Result<()> {
-        let json = codec::to_json(event)?;
+        let json = codec::encode_message(event, visible_at)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO messages (instance_id, execution_id, visible_at, timer_id, event) \
@@ -277,7 +277,7 @@ impl Ctx<'_> {
                      VALUES (?1, ?2, ?3, ?4)",
                 )
                 .db()?
-                .execute(params![id, c.execution_id, expected, codec::to_json(&c.history)?])
+                .execute(params![id, c.execution_id, expected, codec::encode_turn(&c.history)?])
                 .db()?;
             if inserted == 0 {
                 return Err(Error::Conflict(format!("history of '{id}' already has events at {expected}")));

@@ -161,7 +161,7 @@ pub(crate) fn history(conn: &Connection, instance_id: &str) -> Result<Option<Vec
     let mut rows = stmt.query([instance_id, execution.as_str()]).db()?;
     let mut events = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let turn: Vec<HistoryEvent> = codec::from_json(row.get_ref(0).db()?.as_str().db()?)?;
+        let turn = codec::decode_turn(row.get_ref(0).db()?.as_str().db()?)?;
         events.extend(turn);
     }
     drop(rows);
@@ -200,7 +200,7 @@ fn instance_and_messages(conn: &Connection, id: &str, now: i64) -> Result<Option
     };
     let mut stmt = conn
         .prepare_cached(
-            "SELECT id, execution_id, event FROM messages WHERE instance_id = ?1 \
+            "SELECT id, execution_id, event, visible_at, timer_id FROM messages WHERE instance_id = ?1 \
              AND (visible_at IS NULL OR visible_at <= ?2) ORDER BY id LIMIT ?3",
         )
         .db()?;
@@ -208,7 +208,8 @@ fn instance_and_messages(conn: &Connection, id: &str, now: i64) -> Result<Option
     let mut rows = stmt.query(rusqlite::params![id, now, limit]).db()?;
     let mut messages = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let event: HistoryEvent = codec::from_json(row.get_ref(2).db()?.as_str().db()?)?;
+        let event =
+            codec::decode_message(row.get_ref(2).db()?.as_str().db()?, row.get(3).db()?, row.get(4).db()?)?;
         messages.push(Message { id: row.get(0).db()?, execution_id: row.get(1).db()?, event });
     }
     Ok(Some((state, messages)))
