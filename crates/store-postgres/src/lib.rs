@@ -528,6 +528,31 @@ impl Store for PostgresStore {
         Ok(items)
     }
 
+    async fn lease_instance(
+        &self,
+        instance_id: &str,
+        lease_duration: Duration,
+    ) -> Result<Option<OrchestrationWorkItem>> {
+        self.check_open()?;
+        let now = self.now();
+        let until = now.plus(lease_duration);
+        let max_messages = i64::try_from(MAX_MESSAGES_PER_WORK_ITEM).unwrap_or(i64::MAX);
+        let rows =
+            self.query(&self.inner.sql.lease_instance, &[&instance_id, &now, &until, &max_messages]).await?;
+        if let Some(item) = ops::items_from_rows(&rows, until)?.pop() {
+            self.count(&self.inner.metrics.transactions);
+            return Ok(Some(item));
+        }
+        // Not leased: say why (missing, finished), or that it is busy.
+        match self.get_instance(instance_id).await? {
+            None => Err(Error::NotFound { instance_id: instance_id.to_owned() }),
+            Some(state) if state.status.is_terminal() => {
+                Err(Error::InstanceFinished { instance_id: instance_id.to_owned(), status: state.status })
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
     async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
         self.check_open()?;
         let context = match &commit.continue_as_new {

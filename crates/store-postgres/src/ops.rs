@@ -211,6 +211,20 @@ pub(crate) type Stale = Vec<(String, i64)>;
 
 /// Work items from `fetch_orchestration_work`'s rows, in lease order, and the stale leases.
 pub(crate) fn work_from_rows(rows: &[Row], expires: Micros) -> Result<(Vec<OrchestrationWorkItem>, Stale)> {
+    let mut items = items_from_rows(rows, expires)?;
+    let mut stale = Vec::new();
+    items.retain_mut(|item| {
+        if item.messages.is_empty() {
+            stale.push((item.lease.instance_id.clone(), token_param(item.lease.token)));
+        }
+        !item.messages.is_empty()
+    });
+    Ok((items, stale))
+}
+
+/// The work items in rows of `fetch_orchestration_work` / `lease_instance`, with or without
+/// messages.
+pub(crate) fn items_from_rows(rows: &[Row], expires: Micros) -> Result<Vec<OrchestrationWorkItem>> {
     let mut items: Vec<OrchestrationWorkItem> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut messages: Vec<(String, Message)> = Vec::new();
@@ -242,15 +256,10 @@ pub(crate) fn work_from_rows(rows: &[Row], expires: Micros) -> Result<(Vec<Orche
             items[i].messages.push(m);
         }
     }
-    let mut stale = Vec::new();
-    items.retain_mut(|item| {
+    for item in &mut items {
         item.messages.sort_by_key(|m| m.id);
-        if item.messages.is_empty() {
-            stale.push((item.lease.instance_id.clone(), token_param(item.lease.token)));
-        }
-        !item.messages.is_empty()
-    });
-    Ok((items, stale))
+    }
+    Ok(items)
 }
 
 /// The instance columns of a fetch row: (instance_id, token, name, execution_id, status, input,

@@ -94,6 +94,7 @@ pub(crate) struct Sql {
     pub turn_context: String,
     pub abandon_orchestration: String,
     pub renew_orchestration: String,
+    pub lease_instance: String,
     pub unlock_stale: String,
     pub next_orchestration_due: String,
     pub fetch_activities: String,
@@ -141,6 +142,32 @@ impl Sql {
             renew_orchestration: format!(
                 "UPDATE {s}.instances SET locked_until = GREATEST(locked_until, $4) \
                  WHERE instance_id = $1 AND lock_token = $2 AND locked_until > $3 RETURNING locked_until"
+            ),
+            // `lease_instance`: one instance by id, when unleased and unfinished (a row another
+            // transaction is leasing is skipped, not waited for), with its visible messages, in
+            // the row layout of `fetch_orchestration_work`. Statuses 2, 3, 4 are the terminal ones
+            // (see `durable_store::codec::status_code`).
+            lease_instance: format!(
+                "WITH target AS ( \
+                   SELECT instance_id FROM {s}.instances \
+                   WHERE instance_id = $1 AND COALESCE(locked_until, '-infinity'::timestamptz) <= $2 \
+                     AND status NOT IN (2, 3, 4) \
+                   FOR UPDATE SKIP LOCKED \
+                 ), leased AS ( \
+                   UPDATE {s}.instances i SET lock_token = nextval('{s}.lease_tokens'), locked_until = $3 \
+                   FROM target WHERE i.instance_id = target.instance_id \
+                   RETURNING i.instance_id::text AS instance_id, i.lock_token, i.name, i.execution_id::text AS execution_id, \
+                     i.status, i.input, i.output, i.failure, i.custom_status, i.created_at, i.updated_at, \
+                     i.completed_at, i.parent_instance_id::text AS parent_instance_id, i.history_len \
+                 ) \
+                 SELECT l.*, NULL::bigint, NULL::text, NULL::text FROM leased l \
+                 UNION ALL \
+                 SELECT l.instance_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                   m.id, m.execution_id::text, m.event \
+                 FROM leased l CROSS JOIN LATERAL ( \
+                   SELECT m.id, m.execution_id, m.event FROM {s}.messages m \
+                   WHERE m.instance_id = l.instance_id AND m.visible_at <= $2 ORDER BY m.id LIMIT $4 \
+                 ) m"
             ),
             // A leased instance without visible messages (should not happen: next_visible_at is
             // exact) is released with its visibility recomputed, rather than handed out empty.
