@@ -60,27 +60,7 @@ fn create(i: usize) -> CreateInstance {
 
 /// A small turn: consume everything, append the episode.
 fn turn(item: &OrchestrationWorkItem) -> TurnCommit {
-    let now = Timestamp::now();
-    let mut history = vec![HistoryEvent::new(now, EventKind::OrchestratorStarted)];
-    history.extend(item.messages.iter().map(|m| m.event.clone()));
-    TurnCommit {
-        lease: item.lease.clone(),
-        execution_id: item.instance.execution_id.clone(),
-        expected_history_len: item.instance.history_len,
-        consumed: item.messages.iter().map(|m| m.id).collect(),
-        history,
-        status: durable_core::RuntimeStatus::Running,
-        output: None,
-        failure: None,
-        custom_status: None,
-        now,
-        activities: vec![],
-        timers: vec![],
-        cancelled_timers: vec![],
-        new_instances: vec![],
-        messages: vec![],
-        continue_as_new: None,
-    }
+    durable_store::conformance::turn_of(item)
 }
 
 /// Runs `jobs` with `n` concurrent workers; returns the elapsed time.

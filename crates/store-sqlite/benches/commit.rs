@@ -8,7 +8,7 @@
 //! ```
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
+use durable_core::{EventKind, HistoryEvent, Payload, Timestamp};
 use durable_store::{CreateInstance, OrchestrationWorkItem, Store, TurnCommit};
 use durable_store_sqlite::{SqliteStore, SqliteStoreOptions};
 use std::sync::Arc;
@@ -22,27 +22,7 @@ fn id(i: usize) -> String {
 
 /// A typical small turn: consume the messages, append an episode.
 fn commit(item: &OrchestrationWorkItem) -> TurnCommit {
-    let now = Timestamp::now();
-    let mut history = vec![HistoryEvent::new(now, EventKind::OrchestratorStarted)];
-    history.extend(item.messages.iter().map(|m| m.event.clone()));
-    TurnCommit {
-        lease: item.lease.clone(),
-        execution_id: item.instance.execution_id.clone(),
-        expected_history_len: item.instance.history_len,
-        consumed: item.messages.iter().map(|m| m.id).collect(),
-        history,
-        status: RuntimeStatus::Running,
-        output: None,
-        failure: None,
-        custom_status: None,
-        now,
-        activities: vec![],
-        timers: vec![],
-        cancelled_timers: vec![],
-        new_instances: vec![],
-        messages: vec![],
-        continue_as_new: None,
-    }
+    durable_store::conformance::turn_of(item)
 }
 
 /// Leases `n` work items, waiting for them to become visible.

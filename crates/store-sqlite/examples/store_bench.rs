@@ -43,30 +43,13 @@ fn create(i: usize) -> CreateInstance {
 
 /// The commit of a small turn: consume everything, append the episode.
 fn turn(item: &durable_store::OrchestrationWorkItem, timer: Option<NewTimer>) -> TurnCommit {
-    let now = Timestamp::now();
-    let mut history = vec![HistoryEvent::new(now, EventKind::OrchestratorStarted)];
-    history.extend(item.messages.iter().map(|m| m.event.clone()));
-    if let Some(t) = &timer {
-        history.push(HistoryEvent::new(now, EventKind::TimerCreated { id: t.timer_id, fire_at: t.fire_at }));
+    let mut c = durable_store::conformance::turn_of(item);
+    if let Some(t) = timer {
+        c.history
+            .push(HistoryEvent::new(c.now, EventKind::TimerCreated { id: t.timer_id, fire_at: t.fire_at }));
+        c.timers.push(t);
     }
-    TurnCommit {
-        lease: item.lease.clone(),
-        execution_id: item.instance.execution_id.clone(),
-        expected_history_len: item.instance.history_len,
-        consumed: item.messages.iter().map(|m| m.id).collect(),
-        history,
-        status: durable_core::RuntimeStatus::Running,
-        output: None,
-        failure: None,
-        custom_status: None,
-        now,
-        activities: vec![],
-        timers: timer.into_iter().collect(),
-        cancelled_timers: vec![],
-        new_instances: vec![],
-        messages: vec![],
-        continue_as_new: None,
-    }
+    c
 }
 
 async fn all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
