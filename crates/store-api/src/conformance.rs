@@ -21,10 +21,12 @@
 
 mod activities;
 mod client;
+mod concurrent;
 mod turns;
 
 pub use activities::*;
 pub use client::*;
+pub use concurrent::*;
 pub use turns::*;
 
 use crate::{
@@ -78,6 +80,9 @@ macro_rules! conformance_tests {
             wait_for_activity_work_wakes_on_schedule,
             lease_instance_takes_an_idle_instance_exclusively,
             lease_instance_refuses_leased_missing_and_finished_instances,
+            concurrent_creates_and_messages_each_get_their_own_answer,
+            concurrent_commits_each_get_their_own_answer,
+            concurrent_completions_each_get_their_own_answer,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {

@@ -9,11 +9,11 @@ use crate::codec::pg;
 use durable_store::{Error, Result};
 
 /// The schema version this build writes. Bump it when adding a migration.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`; `__SCHEMA__` is replaced by the
 /// quoted schema name.
-const MIGRATIONS: &[&str] = &[include_str!("sql/v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("sql/v1.sql"), include_str!("sql/v2.sql")];
 
 /// First key of the migration advisory lock ("dura"); the second is the schema name's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6475_7261;
@@ -84,13 +84,15 @@ pub(crate) async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -
 /// The SQL of every statement, with the schema spliced in once at connect.
 pub(crate) struct Sql {
     pub create_instance: String,
-    pub send_message: String,
+    pub create_instances: String,
+    pub send_messages: String,
     pub get_instance: String,
     pub read_history: String,
     pub purge_instance: String,
     pub purge_matching: String,
     pub fetch_orchestrations: String,
     pub commit_turn: String,
+    pub commit_turns: String,
     pub turn_context: String,
     pub abandon_orchestration: String,
     pub renew_orchestration: String,
@@ -99,7 +101,7 @@ pub(crate) struct Sql {
     pub next_orchestration_due: String,
     pub fetch_activities: String,
     pub activity_task: String,
-    pub complete_activity: String,
+    pub complete_activities: String,
     pub abandon_activity: String,
     pub renew_activity: String,
     pub next_activity_due: String,
@@ -115,7 +117,8 @@ impl Sql {
         let cols = INSTANCE_COLUMNS;
         Sql {
             create_instance: format!("SELECT {s}.create_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
-            send_message: format!("SELECT {s}.send_message($1, $2)"),
+            create_instances: format!("SELECT * FROM {s}.create_instances($1, $2, $3, $4, $5, $6)"),
+            send_messages: format!("SELECT * FROM {s}.send_messages($1, $2)"),
             get_instance: format!("SELECT input, {cols} FROM {s}.instances WHERE instance_id = $1"),
             // One row per turn (NULL events when there is none yet); no row: no instance.
             read_history: format!(
@@ -130,6 +133,10 @@ impl Sql {
                 "SELECT * FROM {s}.commit_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
                  $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, \
                  $35, $36)"
+            ),
+            commit_turns: format!(
+                "SELECT * FROM {s}.commit_turns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                 $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
             ),
             turn_context: format!(
                 "SELECT name, parent_instance_id, parent_execution_id, parent_task_id FROM {s}.instances \
@@ -190,7 +197,7 @@ impl Sql {
                            a.input, a.attempts"
             ),
             activity_task: format!("SELECT task_id FROM {s}.activities WHERE id = $1 AND lock_token = $2"),
-            complete_activity: format!("SELECT * FROM {s}.complete_activity($1, $2, $3, $4)"),
+            complete_activities: format!("SELECT * FROM {s}.complete_activities($1, $2, $3, $4)"),
             abandon_activity: format!(
                 "UPDATE {s}.activities SET lock_token = NULL, locked_until = $4 \
                  WHERE id = $1 AND lock_token = $2 AND locked_until > $3 RETURNING true"

@@ -42,13 +42,43 @@ async fn concurrent_first_connects_migrate_once() {
     let stores = futures::future::join_all(connects).await;
     let stores: Vec<PostgresStore> = stores.into_iter().map(|s| s.expect("connect")).collect();
     let versions = sql(&db, &format!("SELECT version FROM \"{}\".schema_version", db.schema())).await;
-    assert_eq!(versions.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![SCHEMA_VERSION]);
+    let applied: Vec<i32> = versions.iter().map(|r| r.get::<_, i32>(0)).collect();
+    assert_eq!(applied, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
     stores[0].create_instance(create_request("m1", "Orch")).await.unwrap();
     assert!(stores[3].get_instance("m1").await.unwrap().is_some());
     // Reconnecting to a current schema changes nothing.
     drop(PostgresStore::connect(db.options()).await.unwrap());
     let versions = sql(&db, &format!("SELECT count(*) FROM \"{}\".schema_version", db.schema())).await;
-    assert_eq!(versions[0].get::<_, i64>(0), 1);
+    assert_eq!(versions[0].get::<_, i64>(0), i64::from(SCHEMA_VERSION));
+}
+
+/// A schema at version 1 (before the batch functions) is brought to the current version at
+/// connect, and instances written before keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_upgraded() {
+    let Some(db) = database().await else { return };
+    let store = db.store().await;
+    store.create_instance(create_request("old", "Orch")).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+    let q = format!("\"{}\"", db.schema());
+    let (client, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
+             DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
+             DELETE FROM {q}.schema_version WHERE version > 1"
+        ))
+        .await
+        .unwrap();
+    let store = db.store().await;
+    let versions = sql(&db, &format!("SELECT max(version) FROM {q}.schema_version")).await;
+    assert_eq!(versions[0].get::<_, i32>(0), SCHEMA_VERSION);
+    store.create_instance(create_request("new", "Orch")).await.unwrap();
+    let item = fetch_for(&store, "old", LONG).await;
+    store.commit_turn(turn_of(&item)).await.unwrap();
+    assert!(store.get_instance("new").await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
