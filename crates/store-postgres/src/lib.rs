@@ -291,7 +291,12 @@ impl PostgresStore {
         // Plan every statement once per connection. The functions' statements take arrays and
         // ranges as parameters, so PostgreSQL's default (plan per call until a generic plan
         // looks as cheap) kept re-planning them on every call: a quarter of the server's CPU.
-        let options_flag = "-c plan_cache_mode=force_generic_plan";
+        // Those once-made plans must not depend on table statistics: a new task hub's tables
+        // look empty when its connections first plan, and a sequential scan planned for an
+        // empty inbox stays in the plan as the inbox grows to millions of rows. Every hot
+        // statement has an index to use, so sequential scans are priced out (ad-hoc queries
+        // without a usable index still scan).
+        let options_flag = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
         let session_options = match config.get_options() {
             Some(user) if !user.is_empty() => format!("{user} {options_flag}"),
             _ => options_flag.to_owned(),
