@@ -47,17 +47,24 @@
 //! present the stored history length, so a turn can never be appended twice. No database lock
 //! is held across user code.
 //!
-//! **One round trip, one transaction per operation.** Each write is one call of a PL/pgSQL
-//! function created by the migrations (`commit_turn`, `fetch_orchestration_work`,
-//! `complete_activity`, …) in autocommit mode: the whole turn (consumed messages, history,
-//! status, activities, timers, sub-orchestrations, messages to other instances,
-//! continue-as-new, lease release) travels as typed arrays in one statement. A fetch returns
-//! the instance rows and their visible messages in the same result. Functions lock every
-//! instance row they will write in instance-id order first, which keeps per-instance message
-//! order equal to commit order and turns that message each other free of deadlocks;
-//! `synchronous_commit` is left on. PostgreSQL's own group commit shares WAL flushes between
-//! concurrent commits, so turns are not batched into shared transactions here (see
-//! `examples/pg_bench.rs` for measurements).
+//! **Group commit in set-based functions.** Each write is a call of a PL/pgSQL function
+//! created by the migrations, in autocommit mode, so one round trip is one transaction. The
+//! four hot writes (turn commits, creates, client messages, activity completions) are grouped:
+//! concurrent calls queue up and are sent together as one call of a batch function
+//! (`commit_turns`, `create_instances`, `send_messages`, `complete_activities`) whose
+//! statements each handle the whole batch, so a batch of 200 turns shares one round trip, one
+//! transaction and one WAL flush, and runs each statement once rather than 200 times (on a
+//! small server most of the time per call was statement start-up, not row work). A batch
+//! starts as soon as a slot is free, so a lone call is never delayed to fill one. Each call
+//! still gets exactly its own answer; calls the batch forms do not cover (sub-orchestrations,
+//! messages to other instances, continue-as-new, creates of taken ids) use the single-call
+//! functions (`commit_turn`, `create_instance`, …), where a whole turn travels as typed arrays
+//! in one statement. A fetch returns the instance rows and their visible messages in one
+//! result. Functions lock every instance row they will write in instance-id order first, which
+//! keeps per-instance message order equal to commit order and concurrent writers free of
+//! deadlocks; `synchronous_commit` is left on. Connections plan each statement once
+//! (`plan_cache_mode=force_generic_plan`) and without sequential scans, so plans made while a
+//! new hub's tables are empty stay right as they grow.
 //!
 //! **Finding work is an index probe.** Each instance row keeps `next_visible_at`, the earliest
 //! visibility time of its inbox (`-infinity` when a message is visible now, NULL when the inbox
