@@ -130,6 +130,10 @@ pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection> {
     )
     .db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    // A connection learns that the file is in WAL mode, and opens the WAL, only when it first
+    // reads. Until then `sqlite3_wal_checkpoint_v2` silently does nothing (it reports -1
+    // frames), so read once here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).db()?;
     Ok(conn)
 }
 

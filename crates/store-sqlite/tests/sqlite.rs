@@ -242,3 +242,32 @@ async fn a_command_failing_after_writing_is_undone_alone() {
     assert_eq!(healthy.messages.len(), 21, "the start and the 20 events");
     store.close().await.unwrap();
 }
+
+/// The checkpointer thread copies committed pages into the database file while the store runs
+/// (well before the writer's own emergency threshold), so the WAL stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checkpointer_folds_the_wal_into_the_database_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let store = open(&path).unwrap();
+    let size = || std::fs::metadata(&path).map_or(0, |m| m.len());
+    let empty = size();
+    // About 3,000 WAL pages: past the checkpoint request threshold (1,000 pages), far below
+    // the writer's own (16,000).
+    let payload = durable_core::Payload::from_value(&"x".repeat(2 * 1024)).unwrap();
+    for i in 0..1500 {
+        let mut request = create_request(&format!("big-{i}"), "Orch");
+        request.input = Some(payload.clone());
+        store.create_instance(request).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while size() < empty + 2 * 1024 * 1024 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the database file stayed at {} bytes: nothing was checkpointed",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.close().await.unwrap();
+}
