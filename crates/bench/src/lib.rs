@@ -119,6 +119,12 @@ pub struct BenchArgs {
     /// (needs `--store postgres://…`; starts and answers are spread over the nodes).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
+    /// Orchestration turns each node runs at once, including turns waiting for their commit
+    /// [default: the runtime's, 100 per CPU]. More lets timer bursts flow through the group
+    /// commit in smaller batches (lower timer lateness); fewer lets answers that arrive while an
+    /// activity runs wait for its result instead of taking a turn of their own (less CPU).
+    #[arg(long)]
+    pub max_concurrent_turns: Option<usize>,
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
     pub keep: bool,
@@ -140,6 +146,7 @@ impl BenchArgs {
             restart_check: false,
             no_drain: false,
             nodes: 1,
+            max_concurrent_turns: None,
             spread: None,
             keep: false,
         }

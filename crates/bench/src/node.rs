@@ -46,6 +46,8 @@ pub struct NodeConfig {
     /// Runtimes on the same store (PostgreSQL only): the first one plus `nodes - 1` more, each
     /// with its own connections, like separate `durable serve` processes.
     pub nodes: usize,
+    /// `RuntimeOptions::max_concurrent_turns` of every node (`None`: the default).
+    pub max_concurrent_turns: Option<usize>,
 }
 
 impl NodeConfig {
@@ -65,7 +67,17 @@ impl NodeConfig {
             system_key: uuid::Uuid::new_v4().simple().to_string(),
             verification_key: VerificationKey::generate().context("cannot generate a verification key")?,
             nodes: 1,
+            max_concurrent_turns: None,
         })
+    }
+
+    /// The runtime options of every node.
+    fn runtime_options(&self) -> RuntimeOptions {
+        let mut options = RuntimeOptions::default();
+        if let Some(turns) = self.max_concurrent_turns {
+            options.max_concurrent_turns = turns.max(1);
+        }
+        options
     }
 
     /// The database file (`durable serve` uses the same name in its data directory).
@@ -172,6 +184,7 @@ impl Node {
                         Durability::Full => durable_server::Durability::Full,
                         Durability::Normal => durable_server::Durability::Normal,
                     },
+                    runtime: config.runtime_options(),
                     ..ServerOptions::default()
                 };
                 options.http.system_keys = vec![config.system_key.clone()];
@@ -183,7 +196,7 @@ impl Node {
             }
             (kind, via_http) => {
                 let store = open_store(kind, config).await?;
-                let options = RuntimeOptions::default();
+                let options = config.runtime_options();
                 let runtime = match clock {
                     Some(clock) => Runtime::start_with_clock(store.clone(), registry, options, clock),
                     None => Runtime::start(store.clone(), registry, options),
@@ -218,7 +231,7 @@ impl Node {
                 let mut others = Vec::new();
                 for _ in 1..config.nodes {
                     let store = open_store(kind, config).await?;
-                    let runtime = Runtime::start(store.clone(), make_registry()?, RuntimeOptions::default())?;
+                    let runtime = Runtime::start(store.clone(), make_registry()?, config.runtime_options())?;
                     others.push((runtime, store));
                 }
                 Node { engine, store, client, others }

@@ -106,6 +106,8 @@ pub struct Report {
     pub via_http: bool,
     /// Verification window, seconds.
     pub window_secs: u64,
+    /// `--max-concurrent-turns`, when set (otherwise the runtime's default).
+    pub max_concurrent_turns: Option<usize>,
     /// Where the database was.
     pub data_dir: String,
     /// Logical CPUs of the machine.
@@ -178,6 +180,9 @@ impl Report {
             self.cpus,
             self.started_at,
         );
+        if let Some(turns) = self.max_concurrent_turns {
+            let _ = writeln!(s, "max concurrent turns: {turns} per node");
+        }
         let _ = writeln!(s, "data directory: {}", self.data_dir);
         for p in &self.phases {
             let _ = writeln!(

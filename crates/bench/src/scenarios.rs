@@ -126,6 +126,7 @@ impl Ctx {
             self.window,
         )?;
         config.nodes = self.args.nodes.max(1);
+        config.max_concurrent_turns = self.args.max_concurrent_turns;
         Ok(config)
     }
 
@@ -146,6 +147,7 @@ impl Ctx {
             durability: self.args.durability,
             via_http: self.args.via_http,
             window_secs: self.window.as_secs(),
+            max_concurrent_turns: self.args.max_concurrent_turns,
             data_dir: self.data_dir.display().to_string(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             phases,
