@@ -285,10 +285,14 @@ impl Ctx<'_> {
         }
         // Only now write anything else: every check that can refuse the commit ran before its
         // first write (the writer relies on that to skip savepoints).
-        let mut del =
-            self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
-        for m in &c.consumed {
-            del.execute(params![m, id]).db()?;
+        let ends = c.continue_as_new.is_none() && c.status.is_terminal();
+        if !ends {
+            // (A finished instance's whole inbox is deleted below, consumed messages included.)
+            let mut del =
+                self.conn.prepare_cached("DELETE FROM messages WHERE id = ?1 AND instance_id = ?2").db()?;
+            for m in &c.consumed {
+                del.execute(params![m, id]).db()?;
+            }
         }
         let now = codec::us(c.now);
         let len = expected.saturating_add(i64::try_from(c.history.len()).unwrap_or(i64::MAX));
@@ -345,15 +349,17 @@ impl Ctx<'_> {
             self.delete_activities(fx, id, true)?;
             fx.finished.push(id.to_owned());
         }
-        let has_work: bool = self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM messages WHERE instance_id = ?1 \
-                 AND (visible_at IS NULL OR visible_at <= ?2))",
-            )
-            .db()?
-            .query_row(params![id, self.now], |r| r.get(0))
-            .db()?;
+        // A finished instance has no inbox left.
+        let has_work: bool = !ends
+            && self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM messages WHERE instance_id = ?1 \
+                     AND (visible_at IS NULL OR visible_at <= ?2))",
+                )
+                .db()?
+                .query_row(params![id, self.now], |r| r.get(0))
+                .db()?;
         fx.release = Some((id.to_owned(), c.lease.token, has_work));
         fx.turns += 1;
         Ok(())
