@@ -9,28 +9,26 @@
 //!
 //! - `turns` (default): 2,000 instances each get an event and are fetched, then their turns are
 //!   committed by N concurrent committers (default 1 2 4 8 16 32), 3 rounds each; prints turn
-//!   commits per second. Each commit is one `commit_turn` call: one round trip, one
-//!   transaction, one WAL flush (shared by concurrent commits through PostgreSQL's group commit).
+//!   commits per second. Concurrent `commit_turn` calls are group-committed: the store sends
+//!   what queued up as one `commit_turns` call (one round trip, one transaction, one WAL flush).
 //! - `notify`: why notifications are sent after the data commit and not inside it: N
 //!   connections each commit small transactions as fast as they can, with and without a
 //!   `pg_notify` in the same transaction; prints transactions per second.
 //!
 //! Measured on the 2-core development VM (PostgreSQL 15 on loopback, `fdatasync`, release
-//! build, other builds running at the same time, so ±20%):
+//! build, 2026-11-26, ±20%):
 //!
-//! | committers | turn commits/s | same with `synchronous_commit=off` (upper bound of batching) |
-//! |-----------:|---------------:|------------------------------------------------------------:|
-//! | 1          | 260–300        | 600–740                                                      |
-//! | 16         | 1300–1700      | 1750–2200                                                    |
+//! | committers | turn commits/s, one transaction per call (schema v1) | group commit (schema v2) |
+//! |-----------:|-----------------------------------------------------:|-------------------------:|
+//! | 1          | 260–300                                              | 1,549                    |
+//! | 16         | 1,300–1,700                                          | 8,657                    |
+//! | 256        | —                                                    | 20,404                   |
 //!
-//! With concurrent committers PostgreSQL's own group commit already shares WAL flushes: the
-//! whole cost of durability is about 25% at 16 committers, which is all that batching several
-//! turns into one transaction could win back, while it would couple unrelated turns' failures
-//! and let batches from different nodes deadlock on each other's instance rows. So turns are
-//! committed one per transaction; an operator who wants more can set the server's
-//! `commit_delay`. `notify` mode: 16 connections committing `INSERT` alone reach ~3900/s, with
-//! a `pg_notify` in each transaction ~1300/s (fewer than with 1 connection): notifying
-//! transactions commit one at a time.
+//! One call at a time got faster too: generic plans (`plan_cache_mode=force_generic_plan`)
+//! stopped PostgreSQL from planning every statement again on every call. `notify` mode: 16
+//! connections committing `INSERT` alone reach ~3900/s, with a `pg_notify` in each transaction
+//! ~1300/s (fewer than with 1 connection): notifying transactions commit one at a time, which
+//! is why notifications go out after the data commit.
 
 use durable_core::{EventKind, HistoryEvent, Timestamp};
 use durable_store::{CreateInstance, OrchestrationWorkItem, Store, TurnCommit};

@@ -797,7 +797,8 @@ impl Store for PostgresStore {
         signals.listening.store(false, Ordering::Release);
         signals.wake_all();
         signals.completions.notify_all();
-        // Every acknowledged write was committed by its own call; nothing is buffered here.
+        // Every acknowledged write is committed (a batch answers its calls only after its
+        // transaction); calls still queued for a batch fail with "closed".
         self.inner.pool.close();
         Ok(())
     }
