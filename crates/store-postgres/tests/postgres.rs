@@ -151,3 +151,46 @@ async fn the_listener_reconnects_after_its_connection_is_killed() {
     let item = tokio::time::timeout(DEADLINE, waiter).await.expect("B woke up").unwrap();
     assert_eq!(item.lease.instance_id, "lr");
 }
+
+/// A history append at a taken position (another writer got there first, a split brain) fails
+/// the whole batch inside PostgreSQL; the store then commits the batch's turns one by one, so
+/// only the culprit gets `Conflict` and the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_turn_in_a_batch_fails_alone() {
+    let Some(db) = database().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    let ids: Vec<String> = (0..20).map(|i| format!("b-{i:02}")).collect();
+    for id in &ids {
+        store.create_instance(create_request(id, "Orch")).await.unwrap();
+    }
+    let mut items = Vec::new();
+    for id in &ids {
+        items.push(fetch_for(&*store, id, LONG).await);
+    }
+    // Someone else's history row where b-07's turn would go.
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO \"{}\".history (instance_id, execution_id, first_event_index, events) \
+             VALUES ('b-07', 'e1', 0, '[]')",
+            db.schema()
+        ),
+    )
+    .await;
+    let commits: Vec<_> = items
+        .iter()
+        .map(|item| {
+            let (store, commit) = (store.clone(), turn_of(item));
+            tokio::spawn(async move { store.commit_turn(commit).await })
+        })
+        .collect();
+    for (id, commit) in ids.iter().zip(commits) {
+        let result = commit.await.unwrap();
+        if id == "b-07" {
+            assert!(matches!(result, Err(Error::Conflict(_))), "{result:?}");
+        } else {
+            result.unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(store.read_history(id).await.unwrap().len(), 2, "{id}");
+        }
+    }
+}
