@@ -62,6 +62,16 @@ async fn timeout_ends_every_instance_false_with_one_due_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_turn_limit_still_runs_everything() {
+    let r =
+        bench(&["timeout", "-n", "20", "--window", "1s", "--spread", "1s", "--max-concurrent-turns", "3"])
+            .await;
+    assert_all_checked(&r, 20);
+    assert_eq!(r.max_concurrent_turns, Some(3));
+    assert!(r.to_text().contains("max concurrent turns: 3 per node"), "{}", r.to_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_over_http_ends_every_instance_false() {
     let r = bench(&["timeout", "-n", "10", "--window", "1s", "--via-http"]).await;
     assert_all_checked(&r, 10);
