@@ -264,6 +264,40 @@ where
     Ok(out)
 }
 
+/// Starts verifications `0..n` (at most `c` at once) and waits until each is parked on its
+/// timer and its answer (two turns each): the first phase of `timeout` and `park`.
+async fn start_all_and_wait(
+    ctx: &Ctx,
+    node: &Arc<Node>,
+    ids: &Ids,
+    bar_name: &str,
+    phase: &'static str,
+) -> anyhow::Result<Phase> {
+    let bar = progress(ctx.n, bar_name);
+    let turns0 = node.runtime_metrics().turns;
+    let timer = PhaseTimer::start(phase, Some(node));
+    run_all(ctx.n, ctx.c, &bar, |i| {
+        let (node, id) = (node.clone(), ids.id(i));
+        async move { node.start_verification(&id).await }
+    })
+    .await?;
+    bar.set_message("waiting");
+    wait_for_turns(node, turns0 + 2 * ctx.n, &bar, 2).await?;
+    bar.finish_and_clear();
+    Ok(timer.finish(Some(node), ctx.n, vec![]))
+}
+
+/// Shuts the node down (the store folds its WAL in at close) and measures the database per
+/// waiting instance.
+async fn close_and_measure(node: Arc<Node>, config: &NodeConfig, n: u64) -> anyhow::Result<(String, f64)> {
+    Arc::into_inner(node).context("node still in use")?.shutdown().await;
+    let (db, wal) = config.store_bytes().await?;
+    Ok((
+        "database bytes per waiting instance after close (db + WAL)".to_owned(),
+        (db + wal) as f64 / n as f64,
+    ))
+}
+
 /// Waits until the runtime has committed `target` turns (each verification takes two turns to
 /// reach its wait: start → schedule the SMS activity, activity result → create the timer).
 async fn wait_for_turns(node: &Node, target: u64, bar: &ProgressBar, per_item: u64) -> anyhow::Result<()> {
@@ -422,18 +456,7 @@ async fn timeout(ctx: &Ctx) -> anyhow::Result<Report> {
     });
     let ids = Ids::new();
 
-    let bar = progress(ctx.n, "start");
-    let turns0 = node.runtime_metrics().turns;
-    let timer = PhaseTimer::start("start (to waiting)", Some(&node));
-    run_all(ctx.n, ctx.c, &bar, |i| {
-        let (node, id) = (node.clone(), ids.id(i));
-        async move { node.start_verification(&id).await }
-    })
-    .await?;
-    bar.set_message("waiting");
-    wait_for_turns(&node, turns0 + 2 * ctx.n, &bar, 2).await?;
-    bar.finish_and_clear();
-    let start_phase = timer.finish(Some(&node), ctx.n, vec![]);
+    let start_phase = start_all_and_wait(ctx, &node, &ids, "start", "start (to waiting)").await?;
     if let Some(clock) = &clock {
         clock.thaw();
     }
@@ -554,18 +577,7 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
     let rss0 = rss_bytes();
     let (db0, wal0) = config.store_bytes().await?;
 
-    let bar = progress(ctx.n, "park");
-    let turns0 = node.runtime_metrics().turns;
-    let timer = PhaseTimer::start("park (start to waiting)", Some(&node));
-    run_all(ctx.n, ctx.c, &bar, |i| {
-        let (node, id) = (node.clone(), ids.id(i));
-        async move { node.start_verification(&id).await }
-    })
-    .await?;
-    bar.set_message("waiting");
-    wait_for_turns(&node, turns0 + 2 * ctx.n, &bar, 2).await?;
-    bar.finish_and_clear();
-    let park_phase = timer.finish(Some(&node), ctx.n, vec![]);
+    let park_phase = start_all_and_wait(ctx, &node, &ids, "park", "park (start to waiting)").await?;
     let rss1 = rss_bytes();
     let (db1, wal1) = config.store_bytes().await?;
     let parked_resources = resources(&node, &config, ctx.n).await?;
@@ -587,24 +599,14 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
 
     if ctx.args.no_drain {
         // Leave the instances waiting (with --keep the parked database can be inspected).
-        Arc::into_inner(node).context("node still in use")?.shutdown().await;
-        let (db2, wal2) = config.store_bytes().await?;
-        extra.push((
-            "database bytes per waiting instance after close (db + WAL)".to_owned(),
-            (db2 + wal2) as f64 / ctx.n as f64,
-        ));
+        extra.push(close_and_measure(node, &config, ctx.n).await?);
         let mut report = ctx.report(phases, parked_resources);
         report.extra = extra;
         return Ok(report);
     }
 
     if ctx.args.restart_check {
-        Arc::into_inner(node).context("node still in use")?.shutdown().await;
-        let (db2, wal2) = config.store_bytes().await?;
-        extra.push((
-            "database bytes per waiting instance after close (db + WAL)".to_owned(),
-            (db2 + wal2) as f64 / ctx.n as f64,
-        ));
+        extra.push(close_and_measure(node, &config, ctx.n).await?);
         let timer = PhaseTimer::start("reopen (open + one verification)", None);
         let t0 = Instant::now();
         let (reopened, codes) = Node::start(&config, None).await?;
