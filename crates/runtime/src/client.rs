@@ -285,10 +285,11 @@ impl Client {
         name: &str,
         data: Option<Payload>,
     ) -> Result<Option<Payload>> {
-        match self.shared.registry.event_hook(orchestrator, name) {
-            Some(hook) => hook(instance_id, data).map_err(Error::InvalidInput),
-            None => Ok(data),
-        }
+        let Some(hook) = self.shared.registry.event_hook(orchestrator, name) else { return Ok(data) };
+        let data = hook(instance_id, data).map_err(Error::InvalidInput)?;
+        // What is stored is the hook's output: it must fit the limit too.
+        self.check_size("the event data after its hook", data.as_ref())?;
+        Ok(data)
     }
 
     fn event(&self, name: &str, data: Option<Payload>) -> HistoryEvent {

@@ -7,6 +7,7 @@ use durable_core::{Error, OrchestrationContext, Payload, RuntimeStatus};
 use durable_runtime::Registry;
 use durable_runtime::client::Error as ClientError;
 use durable_store::{CreateInstance, InstanceQuery, PurgeFilter, Store};
+use std::sync::Arc;
 use std::time::Duration;
 
 async fn waits(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
@@ -277,4 +278,39 @@ async fn wait_for_completion_times_out_and_large_payloads_round_trip() {
     let big = "x".repeat(1 << 20);
     client.raise_event_raw(&id, "Go", Some(Payload::from_value(&big).unwrap())).await.unwrap();
     assert_eq!(output::<String>(&node.finish(&id).await).len(), 1 << 20);
+}
+
+/// An event hook's output is what gets stored, so it must fit the payload limit as well: too
+/// large is refused with a clear error whether the event is queued or delivered directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_hook_output_over_the_limit_is_refused() {
+    let inflate: durable_runtime::EventHook = Arc::new(|_id: &str, _data: Option<Payload>| {
+        Ok(Some(Payload::from_value(&"x".repeat(5000)).unwrap()))
+    });
+    let registry = Registry::new()
+        .orchestrator("Hooked", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.wait_for_external_event::<String>("Other").await?;
+            ctx.wait_for_external_event::<String>("Guess").await
+        })
+        .with_event_hook("Hooked", "Guess", inflate);
+    let options = durable_runtime::RuntimeOptions { max_payload_bytes: 4096, ..options() };
+    let node = TestNode::start_in(tempfile::tempdir().unwrap(), registry, options);
+    let client = node.client();
+    let id = client.start("Hooked", &()).await.unwrap();
+    let guess = || Some(Payload::from_value("1").unwrap());
+    let refused = |err: ClientError| {
+        assert!(
+            matches!(err, ClientError::InvalidInput(ref m) if m.contains("after its hook") && m.contains("DT0008")),
+            "{err}"
+        )
+    };
+    // Not awaited yet: the event would be queued.
+    wait_for_history(&client, &id, "ExecutionStarted").await;
+    refused(client.raise_event_raw(&id, "Guess", guess()).await.unwrap_err());
+    // Awaited by the cached execution: the event would be delivered directly.
+    client.raise_event_raw(&id, "Other", Some(Payload::from_value("ok").unwrap())).await.unwrap();
+    wait_for_history(&client, &id, "EventRaised").await;
+    refused(client.raise_event_raw(&id, "Guess", guess()).await.unwrap_err());
+    let state = client.status(&id).await.unwrap().unwrap();
+    assert_eq!(state.status, RuntimeStatus::Running, "no Guess was delivered");
 }
