@@ -46,10 +46,16 @@ pub(crate) fn start(path: &Path, writer: &mut Connection) -> Result<JoinHandle<(
         .name("durable-sqlite-checkpoint".into())
         .spawn(move || {
             while rx.recv().is_ok() {
-                if let Err(e) =
-                    conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), rusqlite::wal::CheckpointMode::PASSIVE)
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commits");
+                match conn.wal_checkpoint_v2(Some(rusqlite::MAIN_DB), rusqlite::wal::CheckpointMode::PASSIVE) {
+                    // SQLite answers OK with -1 frames when the checkpoint could not run at all
+                    // (that is how a connection that had not read yet silently did nothing).
+                    Ok((frames, _)) if frames < 0 => {
+                        tracing::warn!("WAL checkpoint did not run; the writer checkpoints past its own limit")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commits")
+                    }
                 }
             }
         })

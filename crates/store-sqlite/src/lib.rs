@@ -452,8 +452,8 @@ impl Store for SqliteStore {
                 };
                 return Ok(Some(OrchestrationWorkItem { lease, instance, messages }));
             }
-            Ok(Some(instance)) => {
-                Error::InstanceFinished { instance_id: instance_id.to_owned(), status: instance.0.status }
+            Ok(Some((finished, _))) => {
+                Error::InstanceFinished { instance_id: instance_id.to_owned(), status: finished.status }
             }
             Ok(None) => Error::NotFound { instance_id: instance_id.to_owned() },
             Err(e) => e,
