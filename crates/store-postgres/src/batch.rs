@@ -41,6 +41,19 @@ fn first_per_key<'a, T>(items: &'a [T], key: impl Fn(&T) -> &str) -> (Vec<usize>
     (first, rest)
 }
 
+/// The results of a batch, every call answered (a gap would be a bug here: it is reported as
+/// an internal error rather than as something the caller could act on).
+fn answered<T>(results: Vec<Option<Result<T>>>) -> Vec<Result<T>> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Unavailable("internal error: a batched call got no answer".into()))
+            })
+        })
+        .collect()
+}
+
 /// The same error for every call of a failed batch.
 fn all_failed<T>(n: usize, e: &Error) -> Vec<Result<T>> {
     (0..n).map(|_| Err(copy_error(e))).collect()
@@ -141,7 +154,7 @@ impl PostgresStore {
         for i in rest {
             results[i] = Some(self.commit_turn_single(&commits[i]).await);
         }
-        results.into_iter().map(|r| r.unwrap_or(Err(Error::LeaseLost))).collect()
+        answered(results)
     }
 
     /// One call of `commit_turns` (instances distinct); the per-turn outcomes, or the error of
@@ -239,7 +252,7 @@ impl PostgresStore {
         for i in single {
             results[i] = Some(self.create_instance_single(&requests[i]).await);
         }
-        results.into_iter().map(|r| r.unwrap_or(Err(Error::LeaseLost))).collect()
+        answered(results)
     }
 
     /// One call of `create_instances` (ids distinct, no parents): whether each was created.
@@ -332,7 +345,7 @@ impl PostgresStore {
                 }
             }
         }
-        results.into_iter().map(|r| r.unwrap_or(Err(Error::LeaseLost))).collect()
+        answered(results)
     }
 
     /// Completes a batch of activities; one result per completion, in order.
