@@ -33,6 +33,18 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! ## Features
+//!
+//! | Feature | Default | Gives |
+//! |---|---|---|
+//! | `sqlite` | yes | [`store::SqliteStore`], the embedded store |
+//! | `postgres` | | [`store::PostgresStore`], one database shared by several nodes |
+//! | `server` | | [`Server`]: store + runtime + the Durable Functions HTTP API ([`http`]) |
+//! | `twilio` | | [`twilio`]: the Twilio Messages client |
+//!
+//! The `durable` command (`durable serve`, the CLI client, `durable bench`) is the separate
+//! package `durable-cli`: `cargo install --path crates/cli`.
 #![warn(missing_docs)]
 
 pub use durable_core::{
@@ -43,16 +55,25 @@ pub use durable_core::{
 pub use durable_runtime::{
     ActivityContext, Client, EventHook, Registry, Runtime, RuntimeMetrics, RuntimeOptions, client,
 };
+#[cfg(feature = "server")]
 pub use durable_server::{Durability, Server, ServerOptions};
 
-/// Stores: the contract and the embedded SQLite implementation.
+/// Stores: the contract and the implementations the enabled features bring.
 pub mod store {
     pub use durable_store::*;
+    #[cfg(feature = "postgres")]
+    pub use durable_store_postgres::{PostgresStore, PostgresStoreOptions};
+    #[cfg(feature = "sqlite")]
     pub use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
 }
 
 /// The Durable Functions compatible HTTP API.
+#[cfg(feature = "server")]
 pub use durable_http as http;
+
+/// The Twilio Messages client.
+#[cfg(feature = "twilio")]
+pub use durable_twilio as twilio;
 
 /// The engine's core types (history, replay engine), for tools and tests.
 pub use durable_core as core;

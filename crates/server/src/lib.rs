@@ -147,6 +147,7 @@ pub async fn open_store(options: &ServerOptions) -> Result<Arc<dyn Store>, Error
             };
             Ok(Arc::new(SqliteStore::open(store_options)?))
         }
+        #[cfg(feature = "postgres")]
         Some(url) if is_postgres_url(url) => {
             let mut pg = durable_store_postgres::PostgresStoreOptions::new(url);
             if let Some(schema) = &options.postgres_schema {
@@ -154,6 +155,12 @@ pub async fn open_store(options: &ServerOptions) -> Result<Arc<dyn Store>, Error
             }
             Ok(Arc::new(durable_store_postgres::PostgresStore::connect(pg).await?))
         }
+        #[cfg(not(feature = "postgres"))]
+        Some(url) if is_postgres_url(url) => Err(Error::Config(
+            "this build has no PostgreSQL store: enable the `postgres` feature of durable-server \
+             (the `durable` command has it)"
+                .into(),
+        )),
         Some(other) => Err(Error::Config(format!(
             "unknown store '{}': use `sqlite` (the default) or a postgres://user@host:port/database URL",
             other.split(['@', '?']).next().unwrap_or_default()
