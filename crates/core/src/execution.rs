@@ -123,6 +123,8 @@ impl Limits {
 pub struct NextExecution {
     /// Input of the new execution.
     pub input: Option<Payload>,
+    /// The `ExecutionStarted` that starts it (same orchestrator and parent, the new input).
+    pub start: HistoryEvent,
     /// Raised events nobody consumed, to deliver to the new execution (in arrival order).
     pub carried_events: Vec<HistoryEvent>,
 }
@@ -599,8 +601,16 @@ impl Execution {
                     (PollEnd::Ready(Err(f)), _) => Some(Err(f)),
                     (PollEnd::Ready(Ok(_)) | PollEnd::Pending, Some(next)) => {
                         let carried = self.carried_events(ts, next.preserve_unprocessed_events);
+                        let start = HistoryEvent::new(
+                            ts,
+                            EventKind::ExecutionStarted {
+                                name: self.ctx.as_ref().map(|c| c.name().to_owned()).unwrap_or_default(),
+                                input: next.input.clone(),
+                                parent: self.parent.clone(),
+                            },
+                        );
                         result.continue_as_new =
-                            Some(NextExecution { input: next.input.clone(), carried_events: carried });
+                            Some(NextExecution { input: next.input.clone(), start, carried_events: carried });
                         Some(Ok((RuntimeStatus::ContinuedAsNew, next.input)))
                     }
                     (PollEnd::Ready(Ok(output)), None) => Some(Ok((RuntimeStatus::Completed, Some(output)))),

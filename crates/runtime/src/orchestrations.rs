@@ -229,6 +229,7 @@ pub(crate) fn build_commit(
         commit.continue_as_new = Some(NewExecution {
             execution_id: new_execution_id(),
             input: next.input,
+            start: next.start,
             carried_events: next.carried_events,
         });
     }

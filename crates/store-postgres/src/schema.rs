@@ -93,7 +93,6 @@ pub(crate) struct Sql {
     pub fetch_orchestrations: String,
     pub commit_turn: String,
     pub commit_turns: String,
-    pub turn_context: String,
     pub abandon_orchestration: String,
     pub renew_orchestration: String,
     pub lease_instance: String,
@@ -137,10 +136,6 @@ impl Sql {
             commit_turns: format!(
                 "SELECT * FROM {s}.commit_turns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
                  $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
-            ),
-            turn_context: format!(
-                "SELECT name, parent_instance_id, parent_execution_id, parent_task_id FROM {s}.instances \
-                 WHERE instance_id = $1"
             ),
             abandon_orchestration: format!(
                 "UPDATE {s}.instances SET lock_token = NULL, locked_until = $4 \

@@ -397,9 +397,18 @@ pub async fn continue_as_new_switches_execution<S: Store>(store: S) {
             failure: None,
         },
     ));
+    // The store writes the start the engine built, as given (a made-up parent proves that it
+    // does not rebuild it from the instance row).
+    let parent =
+        ParentInstance { instance_id: "from-the-engine".into(), execution_id: "p".into(), task_id: 7 };
+    let start = HistoryEvent::new(
+        c.now,
+        EventKind::ExecutionStarted { name: "Orch".into(), input: Some(json("2")), parent: Some(parent) },
+    );
     c.continue_as_new = Some(NewExecution {
         execution_id: "e2".into(),
         input: Some(json("2")),
+        start: start.clone(),
         carried_events: carried.clone(),
     });
     store.commit_turn(c).await.unwrap();
@@ -411,8 +420,8 @@ pub async fn continue_as_new_switches_execution<S: Store>(store: S) {
     assert!(store.fetch_activity_work(10, LONG).await.unwrap().is_empty(), "old activities are deleted");
 
     let next = fetch_for(&store, "can", LONG).await;
-    let start = EventKind::ExecutionStarted { name: "Orch".into(), input: Some(json("2")), parent: None };
-    let mut expected = vec![start];
+    assert_eq!(next.messages[0].event, start, "the start exactly as the engine built it");
+    let mut expected = vec![start.kind.clone()];
     expected.extend(carried.iter().map(|e| e.kind.clone()));
     expected.push(late.kind.clone());
     assert_eq!(kinds(&next), expected, "start, carried events, then messages that arrived meanwhile");
@@ -468,13 +477,12 @@ pub async fn sub_orchestration_created_or_failed_to_parent<S: Store>(store: S) {
 
     let parent = fetch_for(&store, "par", LONG).await;
     assert_eq!(parent.messages.len(), 1);
-    match &parent.messages[0].event.kind {
-        EventKind::SubOrchestrationFailed { task_id, failure } => {
-            assert_eq!(*task_id, 1);
-            assert!(!failure.message.is_empty());
-        }
-        other => panic!("expected SubOrchestrationFailed, got {other:?}"),
-    }
+    let expected = taken.collision_message(parent.messages[0].event.timestamp).expect("a child has a parent");
+    assert_eq!(parent.messages[0].event, expected.event, "exactly the failure store-api builds");
+    assert!(matches!(
+        &parent.messages[0].event.kind,
+        EventKind::SubOrchestrationFailed { task_id: 1, failure } if failure.error_type == "InstanceAlreadyExists"
+    ));
     assert_eq!(parent.messages[0].execution_id.as_deref().unwrap_or("e1"), "e1");
 }
 
