@@ -8,7 +8,7 @@
 use crate::action::Action;
 use crate::context::{ActionKind, BufferedEvent, OrchestrationContext, Outcome, State};
 use crate::error::{Error, codes};
-use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus};
+use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, event_key};
 use crate::payload::Payload;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -243,7 +243,7 @@ impl Execution {
     pub fn waits_for_event(&self, name: &str) -> bool {
         !self.finished
             && !self.suspended
-            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&name.to_lowercase()))
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&event_key(name)))
     }
 
     /// True once the execution ended; it accepts no more turns.
@@ -458,7 +458,7 @@ impl Execution {
             EventKind::EventRaised { name, input } => {
                 let seq = st.event_seq;
                 st.event_seq += 1;
-                st.events.entry(name.to_lowercase()).or_default().push_back(BufferedEvent {
+                st.events.entry(event_key(name)).or_default().push_back(BufferedEvent {
                     seq,
                     name: name.clone(),
                     input: input.clone(),

@@ -170,6 +170,13 @@ pub enum EventKind {
     },
 }
 
+/// The form in which external event names are compared. Names are case-insensitive, as in
+/// Durable Functions; every place that compares them (waits, the event buffer, event hooks) uses
+/// this one function, so two names either match everywhere or nowhere.
+pub fn event_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 impl EventKind {
     /// The Durable Task Framework name of this event type (`"TaskScheduled"`, ...).
     pub fn type_name(&self) -> &'static str {

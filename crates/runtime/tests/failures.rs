@@ -314,3 +314,26 @@ async fn an_event_hook_output_over_the_limit_is_refused() {
     let state = client.status(&id).await.unwrap().unwrap();
     assert_eq!(state.status, RuntimeStatus::Running, "no Guess was delivered");
 }
+
+/// Event names compare case-insensitively everywhere, with one normalisation: an event raised
+/// under a name that differs from the hooked one only in the case of a non-ASCII letter still
+/// goes through the hook (it would otherwise reach the orchestrator, which matches it, with its
+/// raw data stored in history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_name_in_another_case_cannot_bypass_its_hook() {
+    let hook: durable_runtime::EventHook =
+        Arc::new(|_id: &str, _data: Option<Payload>| Ok(Some(Payload::from_value("hooked").unwrap())));
+    let registry = Registry::new()
+        .orchestrator("Hooked", |ctx: OrchestrationContext, _: ()| async move {
+            ctx.wait_for_external_event::<String>("Ärger").await
+        })
+        .with_event_hook("Hooked", "Ärger", hook);
+    let node = TestNode::start(registry);
+    let client = node.client();
+    let id = client.start("Hooked", &()).await.unwrap();
+    // Queued before anyone waits (not delivered directly), under an upper-case Ä.
+    client.raise_event_raw(&id, "ÄRGER", Some(Payload::from_value("secret").unwrap())).await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&id).await), "hooked");
+    let history = serde_json::to_string(&client.history(&id).await.unwrap()).unwrap();
+    assert!(!history.contains("secret"), "the raw data reached history: {history}");
+}

@@ -154,18 +154,14 @@ pub trait Store: Send + Sync + 'static {
     /// Leases `instance_id` now, if nobody holds a live lease on it, and returns it with its
     /// visible messages (possibly none), so a client can deliver an event and run the turn that
     /// consumes it in one commit (the event then goes straight into that turn's history instead
-    /// of through the inbox). `Ok(None)` means "not now" (leased elsewhere, backing off, or not
-    /// supported by this store): use [`send_message`](Store::send_message) instead. Fails with
-    /// [`Error::NotFound`] or [`Error::InstanceFinished`] (then no lease is held). The default
-    /// implementation always answers `Ok(None)`.
+    /// of through the inbox). `Ok(None)` means "not now" (leased elsewhere or backing off): use
+    /// [`send_message`](Store::send_message) instead. Fails with [`Error::NotFound`] or
+    /// [`Error::InstanceFinished`] (then no lease is held).
     async fn lease_instance(
         &self,
         instance_id: &str,
         lease_duration: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>> {
-        let _ = (instance_id, lease_duration);
-        Ok(None)
-    }
+    ) -> Result<Option<OrchestrationWorkItem>>;
 
     /// Releases an orchestration lease without committing; the messages stay queued and become
     /// fetchable again after `retry_after` (immediately when zero).

@@ -547,16 +547,12 @@ pub async fn wait_for_orchestration_work_wakes_on_timer_due<S: Store>(store: S) 
     assert_eq!(item.messages[0].event, timer.fired_event());
 }
 
-/// `lease_instance` on an idle instance (if the store supports it): the lease comes with the
-/// instance's visible messages, excludes fetches, and a commit under it may carry an event that
-/// never went through the inbox.
+/// `lease_instance` on an idle instance: the lease comes with the instance's visible messages,
+/// excludes fetches, and a commit under it may carry an event that never went through the inbox.
 pub async fn lease_instance_takes_an_idle_instance_exclusively<S: Store>(store: S) {
     start(&store, "li1").await;
     store.send_message("li1", raised("queued", "1")).await.unwrap();
-    let Some(item) = store.lease_instance("li1", LONG).await.unwrap() else {
-        eprintln!("lease_instance is not supported by this store: nothing to check");
-        return;
-    };
+    let item = store.lease_instance("li1", LONG).await.unwrap().expect("an idle instance can be leased");
     assert_eq!(item.instance.status, RuntimeStatus::Running);
     assert_eq!(kinds(&item).len(), 1, "the queued event comes with the lease");
     assert!(fetch_all(&store, LONG).await.is_empty(), "a fetch does not get a leased instance");
@@ -578,10 +574,7 @@ pub async fn lease_instance_takes_an_idle_instance_exclusively<S: Store>(store: 
 /// (`NotFound`) and a finished one (`InstanceFinished`), and holds no lease afterwards.
 pub async fn lease_instance_refuses_leased_missing_and_finished_instances<S: Store>(store: S) {
     start(&store, "li2").await;
-    let Some(probe) = store.lease_instance("li2", LONG).await.unwrap() else {
-        eprintln!("lease_instance is not supported by this store: nothing to check");
-        return;
-    };
+    let probe = store.lease_instance("li2", LONG).await.unwrap().expect("an idle instance can be leased");
     store.abandon_orchestration_work(&probe.lease, Duration::ZERO).await.unwrap();
 
     store.send_message("li2", raised("e", "1")).await.unwrap();
