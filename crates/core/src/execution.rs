@@ -388,7 +388,8 @@ impl Execution {
             EventKind::TimerFired { timer_id, .. } => {
                 matches!(st.open.get(timer_id), Some(ActionKind::Timer))
             }
-            EventKind::EventRaised { .. } | EventKind::ExecutionTerminated { .. } => true,
+            EventKind::EventRaised { id: Some(id), .. } => !st.raised_ids.contains(id),
+            EventKind::EventRaised { id: None, .. } | EventKind::ExecutionTerminated { .. } => true,
             EventKind::ExecutionSuspended { .. } => !self.suspended,
             EventKind::ExecutionResumed { .. } => self.suspended,
             EventKind::ExecutionStarted { .. }
@@ -425,6 +426,12 @@ impl Execution {
                 }
                 return;
             }
+            EventKind::EventRaised { id: Some(id), .. } => {
+                // Recorded on arrival (even while suspended), so a later copy is dropped.
+                if let Some(ctx) = &self.ctx {
+                    ctx.state().raised_ids.insert(id.clone());
+                }
+            }
             _ => {}
         }
         if self.suspended {
@@ -455,13 +462,14 @@ impl Execution {
                 st.open.remove(timer_id);
                 st.fired_timers.insert(*timer_id);
             }
-            EventKind::EventRaised { name, input } => {
+            EventKind::EventRaised { name, input, id } => {
                 let seq = st.event_seq;
                 st.event_seq += 1;
                 st.events.entry(event_key(name)).or_default().push_back(BufferedEvent {
                     seq,
                     name: name.clone(),
                     input: input.clone(),
+                    id: id.clone(),
                 });
             }
             _ => return,
@@ -761,7 +769,10 @@ impl Execution {
         events
             .into_iter()
             .map(|e| {
-                HistoryEvent::new(ts, EventKind::EventRaised { name: e.name.clone(), input: e.input.clone() })
+                HistoryEvent::new(
+                    ts,
+                    EventKind::EventRaised { name: e.name.clone(), input: e.input.clone(), id: e.id.clone() },
+                )
             })
             .collect()
     }

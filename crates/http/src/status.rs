@@ -227,7 +227,7 @@ pub(crate) fn render_history(
             EventKind::TimerCreated { fire_at, .. } | EventKind::TimerFired { fire_at, .. } => {
                 item.fire_at = Some(fire_at.to_string());
             }
-            EventKind::EventRaised { name, input: i } => {
+            EventKind::EventRaised { name, input: i, .. } => {
                 item.name = Some(name.clone());
                 item.input = input(i);
             }
@@ -278,7 +278,10 @@ mod tests {
                 EventKind::TimerCreated { id: 1, fire_at: ts("2026-01-01T00:01:31Z") },
             ),
             ev("2026-01-01T00:00:02Z", EventKind::OrchestratorStarted),
-            ev("2026-01-01T00:00:02Z", EventKind::EventRaised { name: "Answer".into(), input: p("2168") }),
+            ev(
+                "2026-01-01T00:00:02Z",
+                EventKind::EventRaised { name: "Answer".into(), input: p("2168"), id: None },
+            ),
             ev(
                 "2026-01-01T00:00:02Z",
                 EventKind::ExecutionCompleted {

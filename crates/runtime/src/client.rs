@@ -255,12 +255,14 @@ impl Client {
                     return Err(e);
                 }
             };
-            let event = self.event(name, data);
+            // The id makes a second copy harmless: when the commit fails in a way that leaves
+            // its outcome unknown (a connection lost during COMMIT), the event is queued as
+            // well, and the execution drops whichever copy comes second.
+            let event = self.event(name, data, Some(new_event_id()));
             if crate::orchestrations::process_with(&self.shared, item, vec![event.clone()]).await {
                 self.shared.metrics.direct_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
-            // The turn was not committed, so neither was the event: queue it instead.
             return Ok(store.send_message(instance_id, event).await?);
         }
         let mut data = data;
@@ -275,7 +277,7 @@ impl Client {
             }
             data = self.apply_hook(&state.name, instance_id, name, data)?;
         }
-        Ok(store.send_message(instance_id, self.event(name, data)).await?)
+        Ok(store.send_message(instance_id, self.event(name, data, None)).await?)
     }
 
     fn apply_hook(
@@ -292,10 +294,10 @@ impl Client {
         Ok(data)
     }
 
-    fn event(&self, name: &str, data: Option<Payload>) -> HistoryEvent {
+    fn event(&self, name: &str, data: Option<Payload>, id: Option<String>) -> HistoryEvent {
         HistoryEvent::new(
             self.shared.clock.now(),
-            EventKind::EventRaised { name: name.to_owned(), input: data },
+            EventKind::EventRaised { name: name.to_owned(), input: data, id },
         )
     }
 
@@ -388,6 +390,12 @@ impl Client {
         }
         Ok(state)
     }
+}
+
+/// A fresh id for a raised event: 16 hex digits from 64 random bits (it only has to differ from
+/// the other raises of one execution).
+fn new_event_id() -> String {
+    format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64)
 }
 
 fn encode<I: Serialize + ?Sized>(input: &I) -> Result<Payload> {

@@ -209,7 +209,7 @@ pub(crate) fn build_commit(
             Action::SendEvent { instance_id, name, input, .. } => commit.messages.push(NewMessage {
                 instance_id,
                 execution_id: None,
-                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input }),
+                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input, id: None }),
             }),
             Action::TerminateChild { instance_id, reason } => commit.messages.push(NewMessage {
                 instance_id,

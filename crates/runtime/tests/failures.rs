@@ -337,3 +337,46 @@ async fn an_event_name_in_another_case_cannot_bypass_its_hook() {
     let history = serde_json::to_string(&client.history(&id).await.unwrap()).unwrap();
     assert!(!history.contains("secret"), "the raw data reached history: {history}");
 }
+
+/// An event reaches history exactly once even when the direct delivery's commit landed but was
+/// reported as failed (a connection lost during COMMIT): the client then queues the event too,
+/// and the execution drops the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_delivery_whose_commit_landed_but_failed_is_recorded_once() {
+    use common::faulty::LandedButFailed;
+    use std::sync::atomic::Ordering;
+    async fn two(ctx: OrchestrationContext, _: ()) -> Result<(u32, u32), Error> {
+        let a: u32 = ctx.wait_for_external_event("Go").await?;
+        let b: u32 = ctx.wait_for_external_event("Go").await?;
+        Ok((a, b))
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = durable_store_sqlite::SqliteStore::open(durable_store_sqlite::SqliteStoreOptions::new(
+        dir.path().join("durable.db"),
+    ))
+    .unwrap();
+    let store = Arc::new(LandedButFailed::new(Arc::new(sqlite)));
+    let runtime =
+        durable_runtime::Runtime::start(store.clone(), Registry::new().orchestrator("Two", two), options())
+            .unwrap();
+    let client = runtime.client();
+    let id = client.start("Two", &()).await.unwrap();
+    wait_for_history(&client, &id, "ExecutionStarted").await;
+
+    store.armed.store(true, Ordering::SeqCst);
+    client.raise_event(&id, "Go", &1).await.unwrap();
+    assert!(
+        !store.armed.load(Ordering::SeqCst),
+        "the event went the direct way (its commit was the armed one)"
+    );
+    // The first turn (the start) and the turn that consumed the queued copy are counted; the
+    // direct turn was reported as failed, so it is not.
+    eventually("the queued copy to be consumed", || async { runtime.metrics().turns >= 2 }).await;
+    client.raise_event(&id, "Go", &2).await.unwrap();
+    let done = client.wait_for_completion(&id, DEADLINE).await.unwrap();
+    assert_eq!(output::<(u32, u32)>(&done), (1, 2), "the first event was delivered twice");
+    let history = client.history(&id).await.unwrap();
+    let raised = history.iter().filter(|e| e.kind.type_name() == "EventRaised").count();
+    assert_eq!(raised, 2, "{history:?}");
+    runtime.shutdown().await;
+}

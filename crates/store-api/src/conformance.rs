@@ -256,7 +256,7 @@ pub fn create_request(instance_id: &str, name: &str) -> CreateInstance {
 
 /// An `EventRaised` event.
 pub fn raised(name: &str, data: &str) -> HistoryEvent {
-    HistoryEvent::new(now(), EventKind::EventRaised { name: name.into(), input: Some(json(data)) })
+    HistoryEvent::new(now(), EventKind::EventRaised { name: name.into(), input: Some(json(data)), id: None })
 }
 
 /// The commit of a turn that consumes every message of `item` and appends an episode
