@@ -264,7 +264,12 @@ impl Execution {
                 self.apply(event, resolver);
             }
         }
-        if self.finished || self.failure.is_some() || self.terminated.is_some() {
+        // A failure found while replaying (e.g. the orchestrator is not registered here) is not
+        // an end recorded in history: the next live turn reports it and fails the instance.
+        if self.failure.is_some() {
+            return;
+        }
+        if self.finished || self.terminated.is_some() {
             self.finished = true;
             return;
         }

@@ -803,3 +803,24 @@ fn a_raised_event_with_a_known_id_is_recorded_once() {
     assert_eq!(r[2].discarded.len(), 1);
     assert_eq!(output::<(u32, u32)>(&r[3]), (1, 2));
 }
+
+/// Issue 9, defect 1, in the engine: an execution rebuilt on a node that lacks its
+/// orchestrator must not swallow the turn's messages (it used to end up "finished", drop the
+/// timer and commit the instance as Running forever). Its next turn fails the instance with
+/// `[DT0002]`, which is what `unknown_functions = "fail"` asks for; the runtime's default never
+/// runs such a turn at all.
+#[test]
+fn a_replay_without_the_orchestrator_fails_the_next_turn_instead_of_dropping_it() {
+    let (_, history) =
+        drive(&Registry::new(), vec![(0, vec![started("verify", "+1")]), (1, vec![completed(1, 0, 42)])]);
+    let empty = Registry(HashMap::new());
+    let mut exec = Execution::from_history("inst", "exec", &history, &empty.resolver());
+    assert!(!exec.is_finished());
+    let r = exec.run_turn(t(90), vec![fired(90, 1)], &empty.resolver());
+    assert_eq!(r.status, RuntimeStatus::Failed);
+    assert!(r.failure.as_ref().unwrap().message.contains("DT0002"), "{:?}", r.failure);
+    assert!(matches!(
+        r.history.last().map(|e| &e.kind),
+        Some(EventKind::ExecutionCompleted { status: RuntimeStatus::Failed, .. })
+    ));
+}

@@ -55,9 +55,15 @@ fn failure(state: &durable_store::InstanceState) -> String {
     state.failure.as_ref().unwrap().message.clone()
 }
 
+/// With `unknown_functions = "fail"`, unknown orchestrators and activities fail the instance at
+/// once (the default waits for a node that has them: see `restart.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_end_the_instance_with_a_clear_message_and_nothing_else() {
-    let node = TestNode::start(registry());
+    let fail = durable_runtime::RuntimeOptions {
+        unknown_functions: durable_runtime::UnknownFunctions::Fail,
+        ..options()
+    };
+    let node = TestNode::start_in(tempfile::tempdir().unwrap(), registry(), fail);
     let client = node.client();
     let healthy = client.start("Waits", &()).await.unwrap();
 

@@ -163,6 +163,13 @@ pub trait Store: Send + Sync + 'static {
         lease_duration: Duration,
     ) -> Result<Option<OrchestrationWorkItem>>;
 
+    /// Records why the instance cannot make progress (`Some`), or that it can again (`None`).
+    /// The reason is shown by [`get_instance`](Store::get_instance) until it is cleared, or
+    /// until the instance makes progress (any change of its status or history clears it, so a
+    /// node that can run the work needs no extra write). Reporting the same reason again keeps
+    /// its `since`. Needs no lease. Fails with [`Error::NotFound`] for a missing instance.
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()>;
+
     /// Releases an orchestration lease without committing; the messages stay queued and become
     /// fetchable again after `retry_after` (immediately when zero).
     async fn abandon_orchestration_work(

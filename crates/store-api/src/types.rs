@@ -93,6 +93,19 @@ pub struct InstanceState {
     pub parent_instance_id: Option<String>,
     /// Number of events in the current execution's history.
     pub history_len: u64,
+    /// Why the instance is not making progress, when a node had to leave its work for another
+    /// (e.g. it lacks the orchestrator). Cleared by the store when the instance makes progress
+    /// (its status or history changes). Work items may leave it out.
+    pub stall: Option<Stall>,
+}
+
+/// Why an instance waits for a node that can run its work; see [`InstanceState::stall`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    /// What is missing, e.g. "[DT0002] no orchestrator named 'X' is registered on this node".
+    pub reason: String,
+    /// Since when (the first report of this reason).
+    pub since: Timestamp,
 }
 
 /// A message waiting in an instance's inbox.

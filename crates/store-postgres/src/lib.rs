@@ -630,6 +630,15 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let rows = self.query(&self.inner.sql.set_stall, &[&instance_id, &reason, &self.now()]).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound { instance_id: instance_id.to_owned() });
+        }
+        self.count(&self.inner.metrics.transactions);
+        Ok(())
+    }
+
     async fn abandon_orchestration_work(
         &self,
         lease: &OrchestrationLease,

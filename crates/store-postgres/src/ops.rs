@@ -263,6 +263,8 @@ fn instance_from_fetch_row(row: &Row) -> Result<durable_store::InstanceState> {
         completed_at: row.get::<_, Option<Micros>>(11).map(Micros::ts),
         parent_instance_id: row.get(12),
         history_len: u64::try_from(row.get::<_, i64>(13)).unwrap_or(0),
+        // Work items leave the stall out (see `InstanceState::stall`).
+        stall: None,
     })
 }
 

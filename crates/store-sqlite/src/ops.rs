@@ -400,6 +400,23 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// `set_stall`: the reason (keeping `stall_since` when it is the same one) or none.
+    pub fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE instances SET stall_since = CASE WHEN ?2 IS NULL THEN NULL \
+                 WHEN stall_reason IS ?2 THEN stall_since ELSE ?3 END, stall_reason = ?2 WHERE instance_id = ?1",
+            )
+            .db()?
+            .execute(params![instance_id, reason, self.now])
+            .db()?;
+        if changed == 0 {
+            return Err(Error::NotFound { instance_id: instance_id.to_owned() });
+        }
+        Ok(())
+    }
+
     /// `complete_activity`.
     pub fn complete(&self, fx: &mut Effects, lease: &ActivityLease, outcome: &ActivityOutcome) -> Result<()> {
         if !self.shared.dispatch.lock().act.pin(lease.activity_id, lease.token, self.now) {

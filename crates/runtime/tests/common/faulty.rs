@@ -65,6 +65,9 @@ impl Store for LandedButFailed {
         }
         Ok(())
     }
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        self.inner.set_stall(instance_id, reason).await
+    }
     async fn lease_instance(
         &self,
         instance_id: &str,

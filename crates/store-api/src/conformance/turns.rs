@@ -597,3 +597,43 @@ pub async fn lease_instance_refuses_leased_missing_and_finished_instances<S: Sto
     let again = fetch_for(&store, "li2", LONG).await;
     assert_eq!(kinds(&again).len(), 1);
 }
+
+/// `set_stall` records why an instance waits (shown by `get_instance`, `since` kept while the
+/// same reason is reported again), and it goes away when cleared or when the instance makes
+/// progress (a turn that changes its history or status), without a write of the caller.
+pub async fn stall_is_shown_until_cleared_or_progress<S: Store>(store: S) {
+    start(&store, "st").await;
+    assert_eq!(store.get_instance("st").await.unwrap().unwrap().stall, None);
+    assert!(matches!(store.set_stall("nope", Some("x")).await, Err(Error::NotFound { .. })));
+
+    store.set_stall("st", Some("no orchestrator 'X' here")).await.unwrap();
+    let first = store.get_instance("st").await.unwrap().unwrap().stall.expect("stall recorded");
+    assert_eq!(first.reason, "no orchestrator 'X' here");
+    store.set_stall("st", Some("no orchestrator 'X' here")).await.unwrap();
+    let again = store.get_instance("st").await.unwrap().unwrap().stall.unwrap();
+    assert_eq!(again.since, first.since, "the same reason keeps its start");
+    let listed = store.query_instances(&InstanceQuery::default()).await.unwrap();
+    assert_eq!(
+        listed.instances[0].stall.as_ref().map(|s| s.reason.as_str()),
+        Some("no orchestrator 'X' here")
+    );
+
+    store.set_stall("st", None).await.unwrap();
+    assert_eq!(store.get_instance("st").await.unwrap().unwrap().stall, None);
+
+    // Progress clears it: a turn that appends history.
+    store.set_stall("st", Some("waiting")).await.unwrap();
+    store.send_message("st", raised("go", "1")).await.unwrap();
+    let item = fetch_for(&store, "st", LONG).await;
+    store.commit_turn(turn_of(&item)).await.unwrap();
+    assert_eq!(store.get_instance("st").await.unwrap().unwrap().stall, None, "progress clears the stall");
+
+    // A turn that changes nothing (e.g. only dropped duplicates) does not.
+    store.set_stall("st", Some("waiting")).await.unwrap();
+    store.send_message("st", raised("dup", "1")).await.unwrap();
+    let item = fetch_for(&store, "st", LONG).await;
+    let mut c = turn_of(&item);
+    c.history.clear();
+    store.commit_turn(c).await.unwrap();
+    assert!(store.get_instance("st").await.unwrap().unwrap().stall.is_some(), "no progress, still stalled");
+}
