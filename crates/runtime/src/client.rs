@@ -311,11 +311,13 @@ impl Client {
     }
 
     /// Suspends the instance: events are kept but not processed until it is resumed.
+    ///
+    /// Suspend and resume requests are queued like every message and applied in the order they
+    /// were accepted, so a resume sent right after a suspend always resumes. A request that
+    /// finds the instance already in that state when its turn comes changes nothing (so it is
+    /// accepted rather than refused on a status that a queued request is about to change).
+    /// Fails with [`Error::NotFound`] or [`Error::InstanceFinished`].
     pub async fn suspend(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status == RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!("instance '{instance_id}' is already suspended")));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionSuspended { reason: reason.map(str::to_owned) },
@@ -323,15 +325,8 @@ impl Client {
         Ok(self.shared.store.send_message(instance_id, event).await?)
     }
 
-    /// Resumes a suspended instance.
+    /// Resumes a suspended instance; see [`suspend`](Self::suspend) for the ordering.
     pub async fn resume(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status != RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!(
-                "instance '{instance_id}' is {} and not suspended; only suspended instances can be resumed",
-                state.status
-            )));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionResumed { reason: reason.map(str::to_owned) },
@@ -377,18 +372,6 @@ impl Client {
 
     async fn required(&self, instance_id: &str) -> Result<InstanceState> {
         self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))
-    }
-
-    /// The instance, which must exist and not have finished.
-    async fn existing(&self, instance_id: &str) -> Result<InstanceState> {
-        let state = self.required(instance_id).await?;
-        if state.status.is_terminal() {
-            return Err(Error::InstanceFinished {
-                instance_id: instance_id.to_owned(),
-                status: state.status,
-            });
-        }
-        Ok(state)
     }
 }
 

@@ -113,7 +113,11 @@ async fn work_for_unregistered_functions_waits_for_a_node_that_has_them() {
     // A node without the orchestrator: the timer comes due and is left alone.
     let node = node.restart(Registry::new().orchestrator("Other", sleeper)).await;
     let client = node.client();
-    eventually("the node to leave the work", || async { node.runtime().metrics().stalls > 0 }).await;
+    eventually("the node to leave the work and say why", || async {
+        client.status(&id).await.unwrap().unwrap().stall.is_some()
+    })
+    .await;
+    assert!(node.runtime().metrics().stalls > 0);
     let state = client.status(&id).await.unwrap().unwrap();
     assert_eq!(state.status, RuntimeStatus::Running);
     let stall = state.stall.expect("the status says why it waits");
