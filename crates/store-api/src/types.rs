@@ -241,6 +241,34 @@ pub struct TurnCommit {
     pub continue_as_new: Option<NewExecution>,
 }
 
+/// The rewind of a `Failed` instance, committed atomically by
+/// [`Store::rewind_instance`](crate::Store::rewind_instance). The engine plans it
+/// (`durable_core::plan_rewind`); the store replaces the history and queues the work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RewindCommit {
+    /// The instance; it must be `Failed`.
+    pub instance_id: String,
+    /// Its current execution (it stays the same: completions of its tasks still apply).
+    pub execution_id: String,
+    /// The history length the plan was made from; a different stored one is a conflict.
+    pub expected_history_len: u64,
+    /// The execution's new history (replaces the recorded one). When empty, the instance is
+    /// `Pending` again, else `Running`; output, failure and completion time are cleared.
+    pub history: Vec<HistoryEvent>,
+    /// Events queued for the execution, in order.
+    pub messages: Vec<HistoryEvent>,
+    /// Activities to run again (one whose work item of this execution is still there, e.g.
+    /// leased by a worker, is not added twice).
+    pub activities: Vec<NewActivity>,
+    /// Timers to create again.
+    pub timers: Vec<NewTimer>,
+    /// Sub-orchestrations to start again (a finished holder of the id is replaced; an
+    /// unfinished one makes the instance receive `SubOrchestrationFailed`, as in a turn).
+    pub new_instances: Vec<CreateInstance>,
+    /// The time of the rewind (`last_updated_at`).
+    pub now: Timestamp,
+}
+
 /// Proof of an activity lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActivityLease {
