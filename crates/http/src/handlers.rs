@@ -393,13 +393,15 @@ pub(crate) async fn restart(
     }
 }
 
-/// `POST {base}/instances/{id}/rewind`: not supported.
-pub(crate) async fn rewind() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "NotImplemented",
-        "rewind is not supported; restart the instance instead (POST …/instances/{id}/restart) to run it again with the same input",
-    )
+/// `POST {base}/instances/{id}/rewind?reason=`: a Failed instance runs its failed work again
+/// (202); 404 unknown, 409 not Failed (or its history no longer replays with this code).
+pub(crate) async fn rewind(
+    State(state): State<HttpState>,
+    params: Params,
+    PathArgs(id): PathArgs<String>,
+) -> Result {
+    state.client.rewind(&id, params.get("reason")).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// Unknown routes.

@@ -12,7 +12,7 @@
 //!   `showHistory`, `showHistoryOutput`, `showInput`, `returnInternalServerErrorOnFailure`),
 //!   `GET /instances` (paged with `x-ms-continuation-token`), `DELETE /instances/{id}` and
 //!   `DELETE /instances` (purge), and `POST /instances/{id}/` `raiseEvent/{name}`,
-//!   `terminate`, `suspend`, `resume`, `restart`, `rewind` (501).
+//!   `terminate`, `suspend`, `resume`, `restart`, `rewind`.
 //!
 //! Differences from Durable Functions, all deliberate: starting an id that is still running is
 //! `409 Conflict` (not 500); suspend and resume are queued and applied in the order they were

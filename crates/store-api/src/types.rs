@@ -102,7 +102,7 @@ pub struct InstanceState {
 /// Why an instance waits for a node that can run its work; see [`InstanceState::stall`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stall {
-    /// What is missing, e.g. "[DT0002] no orchestrator named 'X' is registered on this node".
+    /// What is missing, e.g. "`[DT0002]` no orchestrator named 'X' is registered on this node".
     pub reason: String,
     /// Since when (the first report of this reason).
     pub since: Timestamp,

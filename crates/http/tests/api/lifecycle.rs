@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use durable_core::RuntimeStatus;
 use serde_json::json;
+use std::time::Duration;
 
 async fn raise(app: &App, id: &str, content_type: Option<&str>, body: &str) -> Resp {
     let mut request = App::request(Method::POST, &format!("{}/raiseEvent/Answer", instance_path(id)));
@@ -122,12 +123,35 @@ async fn restart_answers_the_check_status_response_of_the_new_instance() {
     app.post(&uri, "").await.error(409, "InstanceAlreadyExists");
 }
 
+/// Rewind: 404 for an unknown instance, 409 for one that is not Failed, 202 for a Failed one,
+/// which then runs its failed turn again (here it fails again: the code is unchanged) and
+/// records the rewind in its history.
 #[tokio::test]
-async fn rewind_is_not_implemented() {
+async fn rewind_runs_a_failed_instance_again() {
     let app = App::start();
-    let message =
-        app.post(&format!("{}/rewind?reason=x", instance_path("any")), "").await.error(501, "NotImplemented");
-    assert!(message.contains("restart"), "{message}");
+    let path = |id: &str| format!("{}/rewind?reason=fixed", instance_path(id));
+    app.post(&path("nope"), "").await.error(404, "InstanceNotFound");
+    let running = app.start_instance("WaitForAnswer", Some("rw-run"), "null").await;
+    app.reach(&running, RuntimeStatus::Running).await;
+    let message = app.post(&path(&running), "").await.error(409, "Conflict");
+    assert!(message.contains("only Failed instances can be rewound"), "{message}");
+
+    let failed = app.start_instance("Fail", Some("rw-fail"), "null").await;
+    assert_eq!(app.finish(&failed).await.status, RuntimeStatus::Failed);
+    let r = app.post(&path(&failed), "").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let status = app.get(&format!("{}?showHistory=true", instance_path(&failed))).await.json();
+        let events = status["historyEvents"].as_array().cloned().unwrap_or_default();
+        let rewound = events.iter().find(|e| e["EventType"] == "ExecutionRewound");
+        if status["runtimeStatus"] == "Failed" && rewound.is_some() {
+            assert_eq!(rewound.unwrap()["Reason"], "fixed");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not rewound: {status}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
