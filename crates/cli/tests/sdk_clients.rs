@@ -97,6 +97,7 @@ async fn status(durable: &Durable, id: &str) -> Option<String> {
 /// Checks a driver's summary: the operations it reports, and the final state of its instances
 /// on the server (`None`: purged).
 async fn check(durable: &Durable, summary: &Value, operations: &[&str], expected: &[(&str, Option<&str>)]) {
+    eprintln!("driver summary: {summary}");
     let checked: Vec<&str> =
         summary["checked"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
     for operation in operations {
