@@ -20,11 +20,13 @@
 //! `rpcBaseUrl`), for a listener bound to loopback.
 //!
 //! Differences from Durable Functions, all deliberate: starting an id that is still running is
-//! `409 Conflict` (not 500); suspending a suspended or resuming a running instance is 409;
-//! restart of an unknown instance is 404; JSON is parsed strictly (`0042` is a 400, not octal
-//! 34); unparsable time filters and unknown `runtimeStatus` names are 400 instead of being
-//! ignored (`Canceled`, which is never produced, is accepted and matches nothing); a `taskHub`
-//! other than ours is a 400.
+//! `409 Conflict` (not 500); suspend and resume are queued and applied in the order they were
+//! accepted, so a resume right after a suspend always resumes, and one that finds the instance
+//! already in that state is accepted and changes nothing (`202`, not 500); restart of an
+//! unknown instance is 404; JSON is parsed strictly (`0042` is a 400, not octal 34);
+//! unparsable time filters and unknown `runtimeStatus` names are 400 instead of being ignored
+//! (`Canceled`, which is never produced, is accepted and matches nothing); a `taskHub` other
+//! than ours is a 400.
 //!
 //! **Purge never deletes an unfinished instance unless asked with `force=true`.** The official
 //! SDKs accept only 200 and 404 from purge, so `DELETE /instances/{id}` of a Pending, Running or
