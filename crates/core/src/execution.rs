@@ -72,10 +72,12 @@ where
             Err(e) => {
                 let failure = FailureDetails::new(
                     "InputError",
-                    format!(
-                        "[{}] the input of orchestrator '{name}' cannot be decoded as {}: {e}",
+                    codes::coded(
                         codes::BAD_INPUT,
-                        std::any::type_name::<I>()
+                        format_args!(
+                            "the input of orchestrator '{name}' cannot be decoded as {}: {e}",
+                            std::any::type_name::<I>()
+                        ),
                     ),
                 )
                 .non_retriable();
@@ -107,11 +109,13 @@ impl Limits {
         if len > self.max_payload_bytes {
             return Err(FailureDetails::new(
                 "PayloadTooLarge",
-                format!(
-                    "[{}] {what} is {len} bytes, more than the limit of {} bytes; pass a reference \
-                     (e.g. a blob URL) instead of the data",
+                codes::coded(
                     codes::PAYLOAD_TOO_LARGE,
-                    self.max_payload_bytes
+                    format_args!(
+                        "{what} is {len} bytes, more than the limit of {} bytes; pass a reference \
+                     (e.g. a blob URL) instead of the data",
+                        self.max_payload_bytes
+                    ),
                 ),
             )
             .non_retriable());
@@ -296,16 +300,20 @@ impl Execution {
         let mismatch = if let Some(message) = st.output.nondeterminism.take() {
             Some(message)
         } else if let Some((id, kind)) = st.tasks.recorded.iter().min_by_key(|(id, _)| **id) {
-            Some(format!(
-                "[{}] nondeterminism: the recorded history has {kind} at position {id}, \
-                 but the code did not issue it",
-                codes::NONDETERMINISM
+            Some(codes::coded(
+                codes::NONDETERMINISM,
+                format_args!(
+                    "nondeterminism: the recorded history has {kind} at position {id}, \
+                 but the code did not issue it"
+                ),
             ))
         } else if matches!(end, PollEnd::Ready(_)) {
-            Some(format!(
-                "[{}] nondeterminism: the code finished while replaying a turn after which the \
-                 recorded execution kept running",
-                codes::NONDETERMINISM
+            Some(codes::coded(
+                codes::NONDETERMINISM,
+                format_args!(
+                    "nondeterminism: the code finished while replaying a turn after which the \
+                 recorded execution kept running"
+                ),
             ))
         } else {
             None
@@ -465,10 +473,12 @@ impl Execution {
                 self.failure = Some(
                     FailureDetails::new(
                         "UnknownOrchestrator",
-                        format!(
-                            "[{}] no orchestrator named '{name}' is registered on this node; \
-                             register it before starting instances of it",
-                            codes::UNKNOWN_ORCHESTRATOR
+                        codes::coded(
+                            codes::UNKNOWN_ORCHESTRATOR,
+                            format_args!(
+                                "no orchestrator named '{name}' is registered on this node; \
+                             register it before starting instances of it"
+                            ),
                         ),
                     )
                     .non_retriable(),
@@ -500,14 +510,13 @@ impl Execution {
             }
             Err(panic) => {
                 self.future = None;
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic payload".into());
+                let message = crate::error::panic_message(&*panic);
                 PollEnd::Ready(Err(FailureDetails::new(
                     "Panic",
-                    format!("[{}] the orchestrator panicked: {message}", codes::ORCHESTRATOR_PANIC),
+                    codes::coded(
+                        codes::ORCHESTRATOR_PANIC,
+                        format_args!("the orchestrator panicked: {message}"),
+                    ),
                 )
                 .non_retriable()))
             }
@@ -572,11 +581,13 @@ impl Execution {
                     (PollEnd::Ready(Ok(output)), None) => Some(Ok((RuntimeStatus::Completed, Some(output)))),
                     (PollEnd::Pending, None) if pending_polls == 0 => Some(Err(FailureDetails::new(
                         "Stuck",
-                        format!(
-                            "[{}] the orchestrator is waiting on something that is not a durable task \
+                        codes::coded(
+                            codes::NON_DURABLE_AWAIT,
+                            format_args!(
+                                "the orchestrator is waiting on something that is not a durable task \
                              (e.g. tokio::time::sleep, a channel, or a cancelled timer) and could never \
-                             resume; await only the futures of the OrchestrationContext",
-                            codes::NON_DURABLE_AWAIT
+                             resume; await only the futures of the OrchestrationContext"
+                            ),
                         ),
                     )
                     .non_retriable())),
@@ -670,11 +681,13 @@ impl Execution {
         if total > self.limits.max_history_events {
             return Err(FailureDetails::new(
                 "HistoryLimitExceeded",
-                format!(
-                    "[{}] this execution's history would grow to {total} events, more than the limit of {}; \
-                     use continue_as_new to carry on with a fresh history",
+                codes::coded(
                     codes::HISTORY_LIMIT,
-                    self.limits.max_history_events
+                    format_args!(
+                        "this execution's history would grow to {total} events, more than the limit of {}; \
+                     use continue_as_new to carry on with a fresh history",
+                        self.limits.max_history_events
+                    ),
                 ),
             )
             .non_retriable());

@@ -41,7 +41,7 @@ mod state;
 pub use action::Action;
 pub use combinators::{Either, Join, JoinAll, Select, SelectAll, join, join_all, select, select_all};
 pub use context::{ContinueAsNewOptions, ContinueAsNewPending, OrchestrationContext};
-pub use error::{Error, codes};
+pub use error::{Error, codes, panic_message};
 pub use execution::{
     Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
     OrchestratorResolver, TurnResult, orchestrator_fn,

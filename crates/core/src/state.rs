@@ -123,18 +123,20 @@ impl State {
         let is_new = match self.tasks.recorded.remove(&id) {
             Some(recorded) => {
                 if recorded != kind {
-                    self.flag_nondeterminism(format!(
-                        "[{}] nondeterminism: expected {recorded} at position {id}, got {kind}",
-                        codes::NONDETERMINISM
+                    self.flag_nondeterminism(codes::coded(
+                        codes::NONDETERMINISM,
+                        format_args!("nondeterminism: expected {recorded} at position {id}, got {kind}"),
                     ));
                 }
                 false
             }
             None if self.replaying => {
-                self.flag_nondeterminism(format!(
-                    "[{}] nondeterminism: the code issued {kind} at position {id}, \
-                     but the recorded history has no action there",
-                    codes::NONDETERMINISM
+                self.flag_nondeterminism(codes::coded(
+                    codes::NONDETERMINISM,
+                    format_args!(
+                        "nondeterminism: the code issued {kind} at position {id}, \
+                     but the recorded history has no action there"
+                    ),
                 ));
                 false
             }
