@@ -178,9 +178,25 @@ pub struct Server {
     data_dir: PathBuf,
 }
 
-impl Server {
-    /// Creates the data directory, opens the store, starts the runtime and the HTTP listener.
-    pub async fn start(mut options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+/// A node whose HTTP port is bound but which has not started: [`Server::bind`] then
+/// [`start`](Self::start). Binding first means a port clash is found before anything is
+/// created on disk (data directory, keys, database).
+pub struct BoundServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    options: ServerOptions,
+}
+
+impl BoundServer {
+    /// The address the HTTP API will listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Creates the data directory, opens the store, starts the runtime and serves HTTP on the
+    /// bound port.
+    pub async fn start(self, registry: Registry) -> Result<Server, Error> {
+        let BoundServer { listener, local_addr, mut options } = self;
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
             path: options.data_dir.clone(),
@@ -196,10 +212,6 @@ impl Server {
             .map_err(|e| Error::Config(e.to_string()))?;
         let state = HttpState::new(runtime.client(), options.http.clone())
             .map_err(|e| Error::Config(e.to_string()))?;
-        let addr = SocketAddr::new(options.bind, options.port);
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let stop_http = CancellationToken::new();
         let stop = stop_http.clone();
         let router = durable_http::router(state);
@@ -209,6 +221,23 @@ impl Server {
             }
         });
         Ok(Server { local_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+    }
+}
+
+impl Server {
+    /// Binds the HTTP port, then creates the data directory, opens the store and starts the
+    /// runtime and the HTTP listener.
+    pub async fn start(options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+        Server::bind(options).await?.start(registry).await
+    }
+
+    /// Binds the HTTP port and nothing else (see [`BoundServer`]).
+    pub async fn bind(options: ServerOptions) -> Result<BoundServer, Error> {
+        let addr = SocketAddr::new(options.bind, options.port);
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        Ok(BoundServer { listener, local_addr, options })
     }
 
     /// The address the HTTP API listens on.
