@@ -36,10 +36,11 @@ fn git_commit() -> Option<String> {
         } else {
             std::env::current_dir().map(|d| d.join(&common)).unwrap_or_else(|_| PathBuf::from(common))
         };
-        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
-        println!("cargo:rerun-if-changed={}", common.join("packed-refs").display());
-        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-            println!("cargo:rerun-if-changed={}", common.join(branch).display());
+        // Only paths that exist: cargo treats a missing one as changed on every build. The
+        // branch directory catches loose refs appearing after a `git gc` packed them.
+        let watch = [dir.join("HEAD"), common.join("packed-refs"), common.join("refs").join("heads")];
+        for path in watch.iter().filter(|p| p.exists()) {
+            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     Some(commit)

@@ -50,8 +50,7 @@ pub enum Command {
     /// Raise an event on an instance.
     Raise(RaiseArgs),
     /// Terminate an instance.
-    #[command(after_help = client::TERMINATE_EXAMPLES)]
-    Terminate(LifecycleArgs),
+    Terminate(TerminateArgs),
     /// Suspend an instance (it takes no turns until resumed; events are kept).
     #[command(after_help = client::SUSPEND_EXAMPLES)]
     Suspend(LifecycleArgs),

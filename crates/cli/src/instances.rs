@@ -1,7 +1,7 @@
 //! The commands about one instance: start, status (and waiting), raise, terminate, suspend,
 //! resume, rewind, restart.
 
-use crate::args::{LifecycleArgs, RaiseArgs, RestartArgs, StartArgs, StatusArgs};
+use crate::args::{LifecycleArgs, RaiseArgs, RestartArgs, StartArgs, StatusArgs, TerminateArgs};
 use crate::exit;
 use crate::history;
 use crate::output::{Out, note};
@@ -196,26 +196,63 @@ impl Verb {
 pub async fn lifecycle(verb: Verb, args: LifecycleArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
+    request(&api, verb, &args.id, args.reason.as_deref()).await?;
+    requested(&out, verb, &args.id)?;
+    Ok(exit::OK)
+}
+
+pub async fn terminate(args: TerminateArgs) -> Result<u8> {
+    let api = Api::new(&args.remote)?;
+    let out = Out::new(&args.output, false);
     let id = args.id.as_str();
-    let query: Vec<(&str, String)> = args.reason.iter().map(|r| ("reason", r.clone())).collect();
-    let path = format!("{}/{}", instance_path(id), verb.path());
-    match api.call(Method::POST, &path, &query, &[], None).await {
-        Ok(_) => {}
-        Err(CallError::Refused(r)) => return Err(lifecycle_refused(&api, verb, id, r).await),
-        Err(e) => return Err(api.explain(e, Some(id))),
+    request(&api, Verb::Terminate, id, args.reason.as_deref()).await?;
+    if !args.wait {
+        requested(&out, Verb::Terminate, id)?;
+        return Ok(exit::OK);
     }
-    if out.text() {
-        let done = match verb {
-            Verb::Terminate => "termination requested",
-            Verb::Suspend => "suspension requested",
-            Verb::Resume => "resumption requested",
-            Verb::Rewind => "rewind requested",
-        };
-        out.line(&format!("{done} for {id}"))?;
-    } else {
-        out.json(&json!({ "instanceId": id, "requested": verb.path() }))?;
+    let (status, code) = wait(&api, id, args.timeout, false, &out).await?;
+    let now = text(&status["runtimeStatus"]);
+    if !out.text() {
+        out.json(&status)?;
+    } else if code != exit::TIMED_OUT {
+        out.line(&match now.as_str() {
+            "Terminated" => format!("terminated {id}"),
+            other => format!("{id} finished as {} before the termination took effect", out.status(other)),
+        })?;
+    }
+    if code == exit::TIMED_OUT {
+        note(&format!(
+            "{id} has not stopped within --timeout {} (it is {now}); the termination is still pending",
+            history::human_duration(args.timeout.unwrap_or_default())
+        ));
+        return Ok(exit::TIMED_OUT);
     }
     Ok(exit::OK)
+}
+
+/// Sends a lifecycle request; a refusal becomes advice.
+async fn request(api: &Api, verb: Verb, id: &str, reason: Option<&str>) -> Result<()> {
+    let query: Vec<(&str, String)> = reason.iter().map(|r| ("reason", (*r).to_owned())).collect();
+    let path = format!("{}/{}", instance_path(id), verb.path());
+    match api.call(Method::POST, &path, &query, &[], None).await {
+        Ok(_) => Ok(()),
+        Err(CallError::Refused(r)) => Err(lifecycle_refused(api, verb, id, r).await),
+        Err(e) => Err(api.explain(e, Some(id))),
+    }
+}
+
+/// "termination requested for ID", or its JSON form.
+fn requested(out: &Out, verb: Verb, id: &str) -> Result<()> {
+    if !out.text() {
+        return out.json(&json!({ "instanceId": id, "requested": verb.path() }));
+    }
+    let done = match verb {
+        Verb::Terminate => "termination requested",
+        Verb::Suspend => "suspension requested",
+        Verb::Resume => "resumption requested",
+        Verb::Rewind => "rewind requested",
+    };
+    out.line(&format!("{done} for {id}"))
 }
 
 /// Advice for a refused lifecycle request, in terms of this command line.

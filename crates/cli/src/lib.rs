@@ -73,7 +73,7 @@ async fn run(command: Command, cli: clap::Command) -> anyhow::Result<u8> {
         Command::Status(args) => instances::status(args).await,
         Command::Watch(args) => history::watch(args).await,
         Command::Raise(args) => instances::raise(args).await,
-        Command::Terminate(args) => instances::lifecycle(Verb::Terminate, args).await,
+        Command::Terminate(args) => instances::terminate(args).await,
         Command::Suspend(args) => instances::lifecycle(Verb::Suspend, args).await,
         Command::Resume(args) => instances::lifecycle(Verb::Resume, args).await,
         Command::Rewind(args) => instances::lifecycle(Verb::Rewind, args).await,

@@ -233,12 +233,12 @@ pub struct RaiseArgs {
     pub output: OutputArgs,
 }
 
-/// `durable terminate`, `suspend`, `resume` and `rewind`: an instance and a reason.
+/// `durable suspend`, `resume` and `rewind`: an instance and a reason.
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// Instance id.
     pub id: String,
-    /// Why (recorded in the history; a terminated instance's output).
+    /// Why (recorded in the history).
     #[arg(long)]
     pub reason: Option<String>,
     #[command(flatten)]
@@ -250,7 +250,28 @@ pub struct LifecycleArgs {
 pub const TERMINATE_EXAMPLES: &str = "\
 Examples:
   durable terminate \"$ID\"
-  durable terminate \"$ID\" --reason \"user gave up\"";
+  durable terminate \"$ID\" --reason \"user gave up\" --wait && durable purge \"$ID\"";
+
+/// `durable terminate`.
+#[derive(Debug, Args)]
+#[command(after_help = TERMINATE_EXAMPLES)]
+pub struct TerminateArgs {
+    /// Instance id.
+    pub id: String,
+    /// Why (recorded in the history; the terminated instance's output).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Wait until the instance has stopped (termination is asynchronous).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long, e.g. 30s [default: wait as long as it takes].
+    #[arg(long, value_parser = duration, requires = "wait", value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 pub const SUSPEND_EXAMPLES: &str = "\
 Examples:
