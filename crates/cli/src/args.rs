@@ -26,16 +26,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: engine, HTTP API and the phone-verification sample.
-    #[command(after_help = "Settings read only from the environment (or the config file):\n  \
-        DURABLE_SYSTEM_KEY        the HTTP API key (default: generated into <data-dir>/system.key)\n  \
-        DURABLE_VERIFICATION_KEY  64 hex digits: the MAC key of verification codes (default: <data-dir>/verification.key)\n  \
-        TwilioAuthToken           the Twilio auth token (never pass it on the command line)\n  \
-        RUST_LOG                  log filter, e.g. info or durable=debug\n\n\
-        Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the development outbox (`durable outbox`).\n\n\
-        Examples:\n  \
-        durable serve\n  \
-        durable serve --port 8080 --data-dir /var/lib/durable\n  \
-        durable serve --config durable.toml")]
+    #[command(after_help = "Settings read only from the environment (or the config file):
+  DURABLE_SYSTEM_KEY        the HTTP API key [default: <data-dir>/system.key,
+                            generated on first start]
+  DURABLE_VERIFICATION_KEY  64 hex digits: the MAC key of verification codes
+                            [default: <data-dir>/verification.key]
+  TwilioAuthToken           the Twilio auth token (never on the command line)
+  RUST_LOG                  log filter, e.g. info or durable=debug
+
+Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the
+development outbox (`durable outbox`).
+
+Examples:
+  durable serve
+  durable serve --port 8080 --data-dir /var/lib/durable
+  durable serve --config durable.toml")]
     Serve(ServeArgs),
     /// Benchmark the engine on the phone-verification sample (verify, timeout, park, latency,
     /// fsync); see BENCHMARKS.md.

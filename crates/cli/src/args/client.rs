@@ -7,12 +7,13 @@ use std::time::Duration;
 
 pub const TOP_HELP: &str = "\
 Quick start:
-  durable serve                          # in one terminal: a server on http://127.0.0.1:7071
+  durable serve          # in a terminal of its own: a server on 127.0.0.1:7071
   ID=$(durable start E4_SmsPhoneVerification --input +14255550123)
   durable watch \"$ID\"
 
-The client commands find the server with --url (DURABLE_URL) and its key with --key
-(DURABLE_SYSTEM_KEY), --data-dir (DURABLE_DATA_DIR), `durable login`, or ./durable-data.
+The client commands find the server with --url (DURABLE_URL) and its key with
+--key (DURABLE_SYSTEM_KEY), --data-dir (DURABLE_DATA_DIR), `durable login`, or
+./durable-data/system.key.
 
 Exit codes:
   0  success (with --wait and watch: the instance Completed)
@@ -20,7 +21,7 @@ Exit codes:
   2  invalid command line
   3  the instance Failed (status --wait, watch)
   4  the instance was Terminated (status --wait, watch)
-  5  --timeout passed before the instance finished (status --wait, watch)";
+  5  --timeout passed first (status --wait, watch, terminate --wait)";
 
 pub const BENCH_EXAMPLES: &str = "\
 Examples:
@@ -154,7 +155,8 @@ pub const STATUS_EXAMPLES: &str = "\
 Examples:
   durable status \"$ID\"
   durable status \"$ID\" --history
-  durable status \"$ID\" --wait --timeout 2m     # exit code 0 Completed, 3 Failed, 4 Terminated, 5 timed out
+  durable status \"$ID\" --wait --timeout 2m   # exit code: 0 Completed, 3 Failed,
+                                              # 4 Terminated, 5 still running
   durable status \"$ID\" --json";
 
 /// `durable status`.
@@ -208,9 +210,9 @@ pub struct WatchArgs {
 
 pub const RAISE_EXAMPLES: &str = "\
 Examples:
-  durable raise \"$ID\" SmsChallengeResponse 0042          # sent as the string \"0042\"
+  durable raise \"$ID\" SmsChallengeResponse 0042     # sent as the string \"0042\"
   durable raise \"$ID\" SmsChallengeResponse \"$CODE\"
-  durable raise \"$ID\" Approval true                      # sent as JSON true
+  durable raise \"$ID\" Approval true                 # sent as JSON true
   durable raise \"$ID\" Order '{\"sku\": \"A-1\", \"qty\": 2}'";
 
 /// `durable raise`.
@@ -250,7 +252,8 @@ pub struct LifecycleArgs {
 pub const TERMINATE_EXAMPLES: &str = "\
 Examples:
   durable terminate \"$ID\"
-  durable terminate \"$ID\" --reason \"user gave up\" --wait && durable purge \"$ID\"";
+  durable terminate \"$ID\" --reason \"user gave up\"
+  durable terminate \"$ID\" --wait && durable purge \"$ID\"";
 
 /// `durable terminate`.
 #[derive(Debug, Args)]
@@ -284,8 +287,9 @@ Examples:
   durable resume \"$ID\" --reason \"fixed the mail server\"";
 
 pub const REWIND_EXAMPLES: &str = "\
-Only a Failed instance can be rewound: its failed steps run again, what had succeeded is kept.
-To run any finished instance again from the start, use `durable restart`.
+Only a Failed instance can be rewound: its failed steps run again, what had
+succeeded is kept. To run any finished instance again from the start, use
+`durable restart`.
 
 Examples:
   durable rewind \"$ID\"
@@ -293,8 +297,8 @@ Examples:
 
 pub const RESTART_EXAMPLES: &str = "\
 Examples:
-  NEW=$(durable restart \"$ID\")          # a new instance with the same name and input
-  durable restart \"$ID\" --same-id       # run again under the same id (it must have finished)";
+  NEW=$(durable restart \"$ID\")       # a new instance, same name and input
+  durable restart \"$ID\" --same-id    # the same id again (it must have finished)";
 
 /// `durable restart`.
 #[derive(Debug, Args)]
@@ -314,7 +318,7 @@ pub struct RestartArgs {
 pub const LIST_EXAMPLES: &str = "\
 Examples:
   durable list
-  durable list --status Running --status Pending      # or --status Running,Pending
+  durable list --status Running --status Pending   # or --status Running,Pending
   durable list --prefix order- --created-from 2026-01-01T00:00:00Z
   durable list --all --output jsonl > instances.jsonl";
 
@@ -357,13 +361,14 @@ pub struct FilterArgs {
 }
 
 pub const PURGE_EXAMPLES: &str = "\
-Purging by filter lists what matches and asks before deleting; without a terminal, pass --yes.
+Purging by filter lists what matches and asks before deleting; without a
+terminal, pass --yes.
 
 Examples:
-  durable purge \"$ID\"                                     # a finished instance
-  durable purge \"$ID\" --force                             # even if it is still running
-  durable purge --status Failed --dry-run                 # what would go
-  durable purge --created-to 2026-01-01T00:00:00Z --yes   # finished ones created before 2026";
+  durable purge \"$ID\"                     # a finished instance
+  durable purge \"$ID\" --force             # even one that is still running
+  durable purge --status Failed --dry-run   # what would go
+  durable purge --created-to 2026-01-01T00:00:00Z --yes";
 
 /// `durable purge`.
 #[derive(Debug, Args)]
@@ -400,14 +405,14 @@ pub struct PurgeArgs {
 }
 
 pub const OUTBOX_EXAMPLES: &str = "\
-The development outbox keeps the SMS of a server that runs without Twilio settings, in the
-data directory's outbox.jsonl. This command reads that file: run it where the server's data
+A server without Twilio settings keeps its SMS in the data directory's
+outbox.jsonl. This command reads that file: run it where the server's data
 directory is, or pass --data-dir.
 
 Examples:
   durable outbox
   durable outbox --to +14255550123 --last
-  CODE=$(durable outbox --instance \"$ID\" --code --wait)    # waits for the SMS, prints its code";
+  CODE=$(durable outbox --instance \"$ID\" --code --wait)   # waits for the SMS";
 
 /// `durable outbox`.
 #[derive(Debug, Args)]
@@ -440,9 +445,9 @@ pub struct OutboxArgs {
 
 pub const KEY_EXAMPLES: &str = "\
 Examples:
-  KEY=$(durable key)                                 # the key of ./durable-data
+  KEY=$(durable key)                            # the key of ./durable-data
   durable key --data-dir /var/lib/durable
-  durable key --create --data-dir ./new-data         # make one before the first start";
+  durable key --create --data-dir new-data    # before the first start";
 
 /// `durable key`.
 #[derive(Debug, Args)]
@@ -457,13 +462,14 @@ pub struct KeyArgs {
 }
 
 pub const LOGIN_EXAMPLES: &str = "\
-Saves the URL and the key (found as for every client command) in a file only you can read:
-$XDG_CONFIG_HOME/durable/client.toml, by default ~/.config/durable/client.toml. Client commands
-then use them from any directory; --url, --key, --data-dir and DURABLE_* variables still win.
+Checks the URL and key (found as for every client command) against the server
+and saves them in a file only you can read, $XDG_CONFIG_HOME/durable/client.toml
+(by default ~/.config/durable/client.toml). Client commands then use them from
+any directory; --url, --key, --data-dir and DURABLE_* variables still win.
 
 Examples:
-  durable login                                      # in the directory where `durable serve` runs
-  durable login --url https://durable.example.com --key \"$KEY\"
+  durable login                   # where `durable serve` runs (./durable-data)
+  durable login --url http://10.0.0.5:7071 --key \"$KEY\"
   durable logout";
 
 /// `durable login`.
@@ -477,7 +483,7 @@ pub struct LoginArgs {
 pub const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   durable completions bash > ~/.local/share/bash-completion/completions/durable
-  durable completions zsh > ~/.zfunc/_durable        # with fpath+=(~/.zfunc) before compinit
+  durable completions zsh > ~/.zfunc/_durable   # fpath+=(~/.zfunc) in .zshrc
   durable completions fish > ~/.config/fish/completions/durable.fish
   durable completions powershell | Out-String | Invoke-Expression";
 
@@ -488,4 +494,36 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    /// Help text is wrapped by clap at the terminal's width; at 80 columns, nothing of ours
+    /// should need it (a wrapped example cannot be pasted).
+    #[test]
+    fn examples_fit_80_columns() {
+        for text in [
+            super::TOP_HELP,
+            super::BENCH_EXAMPLES,
+            super::START_EXAMPLES,
+            super::STATUS_EXAMPLES,
+            super::WATCH_EXAMPLES,
+            super::RAISE_EXAMPLES,
+            super::TERMINATE_EXAMPLES,
+            super::SUSPEND_EXAMPLES,
+            super::RESUME_EXAMPLES,
+            super::REWIND_EXAMPLES,
+            super::RESTART_EXAMPLES,
+            super::LIST_EXAMPLES,
+            super::PURGE_EXAMPLES,
+            super::OUTBOX_EXAMPLES,
+            super::KEY_EXAMPLES,
+            super::LOGIN_EXAMPLES,
+            super::COMPLETIONS_EXAMPLES,
+        ] {
+            for line in text.lines() {
+                assert!(line.chars().count() <= 80, "{} columns: {line}", line.chars().count());
+            }
+        }
+    }
 }
