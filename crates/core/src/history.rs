@@ -155,6 +155,11 @@ pub enum EventKind {
         /// Event data.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<Payload>,
+        /// Identity of this raise, when it may be delivered more than once (a direct delivery
+        /// whose commit may have landed is also queued): an execution records each id once and
+        /// drops later copies.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// The orchestrator sent an event to another instance.
     EventSent {
@@ -168,6 +173,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<Payload>,
     },
+}
+
+/// The form in which external event names are compared. Names are case-insensitive, as in
+/// Durable Functions; every place that compares them (waits, the event buffer, event hooks) uses
+/// this one function, so two names either match everywhere or nowhere.
+pub fn event_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 impl EventKind {

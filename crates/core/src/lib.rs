@@ -44,7 +44,9 @@ pub use execution::{
     Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
     OrchestratorResolver, TurnResult, orchestrator_fn,
 };
-pub use history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId};
+pub use history::{
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId, event_key,
+};
 pub use jiff::Timestamp;
 pub use payload::Payload;
 pub use retry::RetryPolicy;

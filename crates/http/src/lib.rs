@@ -15,7 +15,9 @@
 //!   `terminate`, `suspend`, `resume`, `restart`, `rewind` (501).
 //!
 //! Differences from Durable Functions, all deliberate: starting an id that is still running is
-//! `409 Conflict` (not 500); suspending a suspended or resuming a running instance is 409;
+//! `409 Conflict` (not 500); suspend and resume are queued and applied in the order they were
+//! accepted, so a resume right after a suspend always resumes, and one that finds the instance
+//! already in that state is accepted and changes nothing (`202`, not 500);
 //! purging an unfinished instance needs `force=true`; restart of an unknown instance is 404;
 //! JSON is parsed strictly (`0042` is a 400, not octal 34); unparsable time filters and unknown
 //! `runtimeStatus` names are 400 instead of being ignored (`Canceled`, which is never produced,

@@ -255,12 +255,14 @@ impl Client {
                     return Err(e);
                 }
             };
-            let event = self.event(name, data);
+            // The id makes a second copy harmless: when the commit fails in a way that leaves
+            // its outcome unknown (a connection lost during COMMIT), the event is queued as
+            // well, and the execution drops whichever copy comes second.
+            let event = self.event(name, data, Some(new_event_id()));
             if crate::orchestrations::process_with(&self.shared, item, vec![event.clone()]).await {
                 self.shared.metrics.direct_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
-            // The turn was not committed, so neither was the event: queue it instead.
             return Ok(store.send_message(instance_id, event).await?);
         }
         let mut data = data;
@@ -275,7 +277,7 @@ impl Client {
             }
             data = self.apply_hook(&state.name, instance_id, name, data)?;
         }
-        Ok(store.send_message(instance_id, self.event(name, data)).await?)
+        Ok(store.send_message(instance_id, self.event(name, data, None)).await?)
     }
 
     fn apply_hook(
@@ -292,10 +294,10 @@ impl Client {
         Ok(data)
     }
 
-    fn event(&self, name: &str, data: Option<Payload>) -> HistoryEvent {
+    fn event(&self, name: &str, data: Option<Payload>, id: Option<String>) -> HistoryEvent {
         HistoryEvent::new(
             self.shared.clock.now(),
-            EventKind::EventRaised { name: name.to_owned(), input: data },
+            EventKind::EventRaised { name: name.to_owned(), input: data, id },
         )
     }
 
@@ -309,11 +311,13 @@ impl Client {
     }
 
     /// Suspends the instance: events are kept but not processed until it is resumed.
+    ///
+    /// Suspend and resume requests are queued like every message and applied in the order they
+    /// were accepted, so a resume sent right after a suspend always resumes. A request that
+    /// finds the instance already in that state when its turn comes changes nothing (so it is
+    /// accepted rather than refused on a status that a queued request is about to change).
+    /// Fails with [`Error::NotFound`] or [`Error::InstanceFinished`].
     pub async fn suspend(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status == RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!("instance '{instance_id}' is already suspended")));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionSuspended { reason: reason.map(str::to_owned) },
@@ -321,15 +325,8 @@ impl Client {
         Ok(self.shared.store.send_message(instance_id, event).await?)
     }
 
-    /// Resumes a suspended instance.
+    /// Resumes a suspended instance; see [`suspend`](Self::suspend) for the ordering.
     pub async fn resume(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status != RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!(
-                "instance '{instance_id}' is {} and not suspended; only suspended instances can be resumed",
-                state.status
-            )));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionResumed { reason: reason.map(str::to_owned) },
@@ -376,18 +373,12 @@ impl Client {
     async fn required(&self, instance_id: &str) -> Result<InstanceState> {
         self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))
     }
+}
 
-    /// The instance, which must exist and not have finished.
-    async fn existing(&self, instance_id: &str) -> Result<InstanceState> {
-        let state = self.required(instance_id).await?;
-        if state.status.is_terminal() {
-            return Err(Error::InstanceFinished {
-                instance_id: instance_id.to_owned(),
-                status: state.status,
-            });
-        }
-        Ok(state)
-    }
+/// A fresh id for a raised event: 16 hex digits from 64 random bits (it only has to differ from
+/// the other raises of one execution).
+fn new_event_id() -> String {
+    format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64)
 }
 
 fn encode<I: Serialize + ?Sized>(input: &I) -> Result<Payload> {

@@ -1,7 +1,7 @@
 //! Building the parameters of the SQL functions and reading their results.
 
 use crate::codec::{self, Micros};
-use durable_core::{EventKind, FailureDetails, HistoryEvent, ParentInstance};
+use durable_core::HistoryEvent;
 use durable_store::{
     ActivityLease, ActivityWorkItem, CreateInstance, Message, OrchestrationLease, OrchestrationWorkItem,
     Result, TurnCommit,
@@ -79,41 +79,24 @@ pub(crate) struct TurnParams<'a> {
 }
 
 impl<'a> TurnParams<'a> {
-    /// `now` is the lease check's clock reading; `context` the instance's name and parent,
-    /// needed (only) for the new `ExecutionStarted` of `continue_as_new`.
-    pub fn new(
-        c: &'a TurnCommit,
-        now: Micros,
-        context: Option<(String, Option<ParentInstance>)>,
-    ) -> Result<Self> {
+    /// `now` is the lease check's clock reading.
+    pub fn new(c: &'a TurnCommit, now: Micros) -> Result<Self> {
         let mut can_events = Vec::new();
-        if let (Some(next), Some((name, parent))) = (&c.continue_as_new, context) {
-            let start = HistoryEvent::new(
-                c.now,
-                EventKind::ExecutionStarted { name, input: next.input.clone(), parent },
-            );
-            can_events.push(codec::to_json(&start)?);
+        if let Some(next) = &c.continue_as_new {
+            can_events.push(codec::to_json(&next.start)?);
             for e in &next.carried_events {
                 can_events.push(codec::to_json(e)?);
             }
         }
+        // What the parent receives when an unfinished instance holds a child's id.
         let failed_event = |child: &CreateInstance| -> Result<Option<String>> {
-            let Some(parent) = &child.parent else {
-                tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent");
-                return Ok(None);
-            };
-            let failure = FailureDetails::new(
-                "InstanceAlreadyExists",
-                format!(
-                    "cannot start sub-orchestration '{}': an unfinished instance already has this id",
-                    child.instance_id
-                ),
-            );
-            let event = HistoryEvent::new(
-                c.now,
-                EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure },
-            );
-            codec::to_json(&event).map(Some)
+            match child.collision_message(c.now) {
+                Some(m) => codec::to_json(&m.event).map(Some),
+                None => {
+                    tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent");
+                    Ok(None)
+                }
+            }
         };
         let n = &c.new_instances;
         Ok(TurnParams {
@@ -280,6 +263,8 @@ fn instance_from_fetch_row(row: &Row) -> Result<durable_store::InstanceState> {
         completed_at: row.get::<_, Option<Micros>>(11).map(Micros::ts),
         parent_instance_id: row.get(12),
         history_len: u64::try_from(row.get::<_, i64>(13)).unwrap_or(0),
+        // Work items leave the stall out (see `InstanceState::stall`).
+        stall: None,
     })
 }
 

@@ -161,7 +161,8 @@ async fn clones_share_one_store() {
     b.send_message("shared", raised("e", "1")).await.unwrap();
     let item = fetch_for(&b, "shared", LONG).await;
     assert_eq!(item.messages.len(), 2);
-    let late = HistoryEvent::new(now(), EventKind::EventRaised { name: "late".into(), input: None });
+    let late =
+        HistoryEvent::new(now(), EventKind::EventRaised { name: "late".into(), input: None, id: None });
     a.send_message("shared", late).await.unwrap();
     b.close().await.unwrap();
     assert!(matches!(a.get_instance("shared").await, Err(Error::Unavailable(_))));
