@@ -311,23 +311,79 @@ fn restart_runs_an_instance_again_and_rewind_explains_itself() {
     let run = durable(&server, &["restart", "no-such-instance"]);
     assert!(run.stderr.contains("no instance 'no-such-instance'"), "{}", run.stderr);
 
-    // Rewind: a Completed instance is not Failed.
-    let completed = verified(&server, "+14255550161", None);
-    let run = durable(&server, &["rewind", &completed]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains(&format!("`durable restart {completed}`")), "{}", run.stderr);
-    assert!(!run.stderr.contains("POST"), "CLI advice, not HTTP advice: {}", run.stderr);
+    // Rewind on the real server: a Failed instance is rewound, or, on a server without rewind
+    // (501), the advice is to restart it. The other answers: `rewind_refusals_become_advice`.
     let failed = start(&server, "42", None);
     assert_eq!(durable(&server, &["status", &failed, "--wait"]).code, 3);
     let run = durable(&server, &["rewind", &failed, "--reason", "fixed"]);
     if run.code == 0 {
         assert_eq!(run.stdout.trim(), format!("rewind requested for {failed}"));
+        let completed = verified(&server, "+14255550161", None);
+        let run = durable(&server, &["rewind", &completed]);
+        assert!(run.stderr.contains("only a Failed instance can be rewound"), "{}", run.stderr);
     } else {
-        // A server without rewind (501) gets the restart advice.
         assert!(run.stderr.contains("cannot rewind") && run.stderr.contains("durable restart"), "{}", run.stderr);
     }
-    let run = durable(&server, &["rewind", "no-such-instance"]);
-    assert!(run.stderr.contains("no instance 'no-such-instance'"), "{}", run.stderr);
+}
+
+/// A stand-in for a server: answers `POST …/rewind` with `status` and any GET with a Completed
+/// instance. Returns its base URL.
+fn fake_server(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let request = String::from_utf8_lossy(&request);
+            let (code, body) = if request.starts_with("GET") {
+                (200, r#"{"instanceId":"x","runtimeStatus":"Completed"}"#.to_owned())
+            } else {
+                let kind = match status {
+                    404 => "InstanceNotFound",
+                    501 => "NotImplemented",
+                    202 => "",
+                    _ => "InstanceNotFailed",
+                };
+                (status, format!(r#"{{"error":"{kind}","message":"instance is not in a state that allows rewind"}}"#))
+            };
+            let body = if code == 202 { String::new() } else { body };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+#[test]
+fn rewind_refusals_become_advice() {
+    let rewind = |status: u16| run(bare().args(["rewind", "x", "--reason", "retry", "--key", KEY, "--url", &fake_server(status)]));
+    let accepted = rewind(202).ok();
+    assert_eq!(accepted.stdout.trim(), "rewind requested for x");
+    for status in [409, 412, 410] {
+        let refused = rewind(status);
+        assert_eq!(refused.code, 1);
+        assert_eq!(
+            refused.stderr.trim(),
+            "error: only a Failed instance can be rewound, and x is Completed; `durable restart x` runs it again from the start",
+            "{status}"
+        );
+    }
+    let missing = rewind(404);
+    assert!(missing.stderr.contains("no instance 'x'") && missing.stderr.contains("durable list"), "{}", missing.stderr);
+    let unsupported = rewind(501);
+    assert!(unsupported.stderr.contains("cannot rewind instances (501)") && unsupported.stderr.contains("`durable restart x`"), "{}", unsupported.stderr);
 }
 
 #[test]
