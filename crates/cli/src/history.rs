@@ -63,7 +63,8 @@ pub fn human_duration(d: Duration) -> String {
 fn describe(e: &Value, day: Option<&str>) -> (String, String, String) {
     let name = e.get("FunctionName").or_else(|| e.get("Name")).map(text).unwrap_or_default();
     let mut details = Vec::new();
-    if let Some(result) = e.get("Result") {
+    // A failure's result repeats its error message.
+    if let Some(result) = e.get("Result").filter(|_| e.get("FailureDetails").is_none()) {
         details.push(format!("result={result}"));
     }
     if let Some(reason) = e.get("Reason") {

@@ -568,8 +568,8 @@ fn outbox_explains_an_empty_or_missing_outbox() {
 #[test]
 fn a_closed_pipe_ends_the_command_quietly() {
     let (_dir, server) = server();
-    start(&server, "+14255550195", None);
-    for args in [&["list"][..], &["list", "--json"], &["completions", "bash"], &["status", "--help"]] {
+    durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "\"+14255550195\"", "--json"]).ok();
+    for args in [&["list"][..], &["list", "--json"], &["status", "--help"], &["completions", "bash"]] {
         let mut child = cli(&server).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // The reader goes away before anything is written.
         drop(child.stdout.take());
