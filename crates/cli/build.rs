@@ -37,10 +37,17 @@ fn git_commit() -> Option<String> {
             std::env::current_dir().map(|d| d.join(&common)).unwrap_or_else(|_| PathBuf::from(common))
         };
         // Only paths that exist: cargo treats a missing one as changed on every build. The
-        // branch directory catches loose refs appearing after a `git gc` packed them.
-        let watch = [dir.join("HEAD"), common.join("packed-refs"), common.join("refs").join("heads")];
-        for path in watch.iter().filter(|p| p.exists()) {
-            println!("cargo:rerun-if-changed={}", path.display());
+        // branch's loose ref changes on each commit; while the branch is only in packed-refs,
+        // the refs directory tells when a commit writes the loose ref.
+        println!("cargo:rerun-if-changed={}", dir.join("HEAD").display());
+        let packed = common.join("packed-refs");
+        if packed.exists() {
+            println!("cargo:rerun-if-changed={}", packed.display());
+        }
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            let loose = common.join(&branch);
+            let watched = if loose.exists() { loose } else { common.join("refs").join("heads") };
+            println!("cargo:rerun-if-changed={}", watched.display());
         }
     }
     Some(commit)

@@ -2,14 +2,13 @@
 
 pub mod client;
 
-pub use client::*;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use client::*;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// `durable --version`: the package version and the git commit it was built from.
-pub const VERSION: &str =
-    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DURABLE_BUILD_COMMIT"), ")");
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DURABLE_BUILD_COMMIT"), ")");
 
 /// durable: Durable Functions for Rust.
 ///

@@ -37,7 +37,10 @@ pub fn config_path() -> Option<PathBuf> {
 pub fn read_config(path: &Path) -> Result<Option<ClientConfig>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| {
-            format!("{} is not a valid client config; fix it, or delete it with `durable logout`", path.display())
+            format!(
+                "{} is not a valid client config; fix it, or delete it with `durable logout`",
+                path.display()
+            )
         })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
@@ -63,7 +66,8 @@ pub fn write_config(path: &Path, config: &ClientConfig) -> Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all())
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -97,7 +101,12 @@ pub fn target(args: &RemoteArgs) -> Result<Target> {
     };
     let mut looked = Vec::new();
     if let Some(key) = args.key.as_deref().map(str::trim).filter(|k| !k.is_empty()) {
-        return Ok(Target { url, key: Some(key.to_owned()), key_source: Some("--key/DURABLE_SYSTEM_KEY".into()), looked });
+        return Ok(Target {
+            url,
+            key: Some(key.to_owned()),
+            key_source: Some("--key/DURABLE_SYSTEM_KEY".into()),
+            looked,
+        });
     }
     looked.push("--key/DURABLE_SYSTEM_KEY: not set".to_owned());
     let from_dir = |dir: &Path, looked: &mut Vec<String>| {
@@ -128,7 +137,9 @@ pub fn target(args: &RemoteArgs) -> Result<Target> {
         (Some(_), Some(path)) => {
             looked.push(format!("{}: saved for {}", path.display(), saved_url.as_deref().unwrap_or("no URL")))
         }
-        (None, Some(path)) => looked.push(format!("{}: no such file (`durable login` writes it)", path.display())),
+        (None, Some(path)) => {
+            looked.push(format!("{}: no such file (`durable login` writes it)", path.display()))
+        }
         (_, None) => {}
     }
     let found = from_dir(Path::new(DEFAULT_DATA_DIR), &mut looked);

@@ -46,7 +46,7 @@ fn day_of(rfc3339: &str) -> Option<String> {
 /// `90s`, `2m`, `1h30m`, `250ms`.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 || ms % 1000 != 0 {
+    if ms < 1000 || !ms.is_multiple_of(1000) {
         return if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", d.as_secs_f64()) };
     }
     let s = d.as_secs();
@@ -149,7 +149,11 @@ pub async fn watch(args: WatchArgs) -> Result<u8> {
         if first {
             day = day_of(&text(&status["createdTime"]));
             if out.text() {
-                note(&format!("watching {} ({}); Ctrl-C stops watching, not the instance", args.id, text(&status["name"])));
+                note(&format!(
+                    "watching {} ({}); Ctrl-C stops watching, not the instance",
+                    args.id,
+                    text(&status["name"])
+                ));
                 out.line(&watch_line(&out, "TIME (UTC)", "EVENT", "NAME", "DETAILS", None))?;
             }
             first = false;
@@ -195,7 +199,8 @@ pub async fn watch(args: WatchArgs) -> Result<u8> {
 fn watch_line(out: &Out, time: &str, kind: &str, name: &str, details: &str, style: Option<&str>) -> String {
     let name = if out.width.is_some() { cut(name, NAME_WIDTH) } else { name.to_owned() };
     let pad = |text: &str, width: usize| " ".repeat(width.saturating_sub(text.chars().count()));
-    let mut line = format!("{time}{}  {}{}  {name}", pad(time, 12), paint(out.color, style, kind), pad(kind, 19));
+    let mut line =
+        format!("{time}{}  {}{}  {name}", pad(time, 12), paint(out.color, style, kind), pad(kind, 19));
     if details.is_empty() {
         return line;
     }

@@ -35,7 +35,9 @@ pub async fn start(args: StartArgs) -> Result<u8> {
         Err(CallError::Refused(r)) if r.kind == "InvalidInput" || r.kind == "InvalidJson" => {
             bail!("--input was refused: {}", r.message)
         }
-        Err(CallError::Refused(r)) if r.kind == "InvalidInstanceId" => bail!("--id was refused: {}", r.message),
+        Err(CallError::Refused(r)) if r.kind == "InvalidInstanceId" => {
+            bail!("--id was refused: {}", r.message)
+        }
         Err(e) => return Err(api.explain(e, None)),
     };
     print_started(&out, "started", &args.name, &reply.body)?;
@@ -97,7 +99,13 @@ pub async fn get_status(api: &Api, id: &str, history: bool) -> Result<Value> {
 /// Waits until `id` finishes or `timeout` passes; the last status and the exit code that says
 /// how it ended. Polls the status (the HTTP API has no completion notification), 100 ms at
 /// first, growing to 1 s.
-async fn wait(api: &Api, id: &str, timeout: Option<Duration>, history: bool, out: &Out) -> Result<(Value, u8)> {
+async fn wait(
+    api: &Api,
+    id: &str,
+    timeout: Option<Duration>,
+    history: bool,
+    out: &Out,
+) -> Result<(Value, u8)> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut pause = Duration::from_millis(100);
     let mut told = false;
@@ -158,7 +166,11 @@ pub async fn raise(args: RaiseArgs) -> Result<u8> {
     match api.call(Method::POST, &path, &[], &[], Some(data)).await {
         Ok(_) => {}
         Err(CallError::Refused(r)) if r.status == StatusCode::GONE => {
-            bail!("{}: it no longer takes events; `durable status {}` shows how it ended", finished(&r, &args.id), args.id)
+            bail!(
+                "{}: it no longer takes events; `durable status {}` shows how it ended",
+                finished(&r, &args.id),
+                args.id
+            )
         }
         Err(CallError::Refused(r)) if r.status == StatusCode::BAD_REQUEST => {
             bail!("the event was refused: {}", r.message)
@@ -279,13 +291,18 @@ async fn lifecycle_refused(api: &Api, verb: Verb, id: &str, r: Refusal) -> anyho
         Verb::Terminate if status == StatusCode::GONE => {
             anyhow!("{}: there is nothing to terminate", finished(&r, id))
         }
-        Verb::Suspend if status == StatusCode::GONE => anyhow!("{}: it cannot be suspended", finished(&r, id)),
+        Verb::Suspend if status == StatusCode::GONE => {
+            anyhow!("{}: it cannot be suspended", finished(&r, id))
+        }
         Verb::Resume if status == StatusCode::GONE => anyhow!("{}: it cannot be resumed", finished(&r, id)),
         Verb::Suspend if status == StatusCode::CONFLICT => {
             anyhow!("{id} is already suspended; `durable resume {id}` resumes it")
         }
         Verb::Resume if status == StatusCode::CONFLICT => {
-            anyhow!("{id} is {}, not suspended; only a suspended instance can be resumed", current_status(api, id).await)
+            anyhow!(
+                "{id} is {}, not suspended; only a suspended instance can be resumed",
+                current_status(api, id).await
+            )
         }
         _ => api.explain(CallError::Refused(r), Some(id)),
     }
@@ -320,9 +337,15 @@ pub async fn restart(args: RestartArgs) -> Result<u8> {
             "{id} has not finished, so it cannot run again under the same id: terminate it first \
              (`durable terminate {id}`), or leave out --same-id to restart it under a new id"
         ),
-        Err(CallError::Refused(r)) if r.status == StatusCode::BAD_REQUEST && r.message.contains("does not match") => {
+        Err(CallError::Refused(r))
+            if r.status == StatusCode::BAD_REQUEST && r.message.contains("does not match") =>
+        {
             return Err(api.explain(
-                CallError::Refused(Refusal { status: StatusCode::NOT_FOUND, kind: "InstanceNotFound".into(), ..r }),
+                CallError::Refused(Refusal {
+                    status: StatusCode::NOT_FOUND,
+                    kind: "InstanceNotFound".into(),
+                    ..r
+                }),
                 Some(id),
             ));
         }

@@ -122,10 +122,17 @@ mod tests {
     #[test]
     fn a_cause_already_quoted_is_said_once() {
         let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use (os error 98)");
-        let e = anyhow::Error::new(io)
-            .context("cannot listen on 127.0.0.1:7071: Address already in use (os error 98); pick another --port");
+        let e = anyhow::Error::new(io).context(
+            "cannot listen on 127.0.0.1:7071: Address already in use (os error 98); pick another --port",
+        );
         let chain: String = e.chain().map(ToString::to_string).fold(String::new(), |m, c| {
-            if m.contains(&c) { m } else if m.is_empty() { c } else { format!("{m}: {c}") }
+            if m.contains(&c) {
+                m
+            } else if m.is_empty() {
+                c
+            } else {
+                format!("{m}: {c}")
+            }
         });
         assert_eq!(chain.matches("Address already in use").count(), 1, "{chain}");
     }

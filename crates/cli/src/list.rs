@@ -98,7 +98,10 @@ pub async fn list(args: ListArgs) -> Result<u8> {
         out.table(&instance_table(&rows))?;
     }
     if more {
-        note(&format!("showing the first {}; there are more: raise --limit or pass --all", count(rows.len())));
+        note(&format!(
+            "showing the first {}; there are more: raise --limit or pass --all",
+            count(rows.len())
+        ));
     } else if out.text() && !rows.is_empty() {
         note(&count(rows.len()));
     }
@@ -192,7 +195,10 @@ async fn purge_filtered(api: &Api, out: &Out, args: &PurgeArgs) -> Result<u8> {
         if !rows.is_empty() {
             out.table(&instance_table(&rows))?;
         }
-        note(&format!("{} ({what}) would be purged; this was a dry run, nothing was deleted", count(rows.len())));
+        note(&format!(
+            "{} ({what}) would be purged; this was a dry run, nothing was deleted",
+            count(rows.len())
+        ));
         return Ok(exit::OK);
     }
     if rows.is_empty() {
@@ -281,7 +287,10 @@ mod tests {
             created_from: Some(EPOCH),
             created_to: Some("2026-01-01T00:00:00Z"),
         };
-        assert_eq!(describe_filter(&f, false), "Completed/Failed/Terminated, created up to 2026-01-01T00:00:00Z");
+        assert_eq!(
+            describe_filter(&f, false),
+            "Completed/Failed/Terminated, created up to 2026-01-01T00:00:00Z"
+        );
         let f = Filter { created_from: Some("2025-01-01T00:00:00Z"), ..f };
         assert_eq!(
             describe_filter(&f, true),

@@ -134,8 +134,8 @@ pub async fn login(args: LoginArgs) -> Result<u8> {
     api.get(&format!("{WEBHOOK}/instances"), &[("top", "1".to_owned()), ("showInput", "false".to_owned())])
         .await
         .map_err(|e| api.explain(e, None))?;
-    let path = config_path()
-        .ok_or_else(|| anyhow!("cannot tell where to save: set HOME (or XDG_CONFIG_HOME)"))?;
+    let path =
+        config_path().ok_or_else(|| anyhow!("cannot tell where to save: set HOME (or XDG_CONFIG_HOME)"))?;
     let config = ClientConfig { url: Some(api.target.url.clone()), key: api.target.key.clone() };
     write_config(&path, &config)?;
     let key = match &api.target.key_source {
@@ -177,7 +177,12 @@ mod tests {
     use super::*;
 
     fn message(reference: &str, body: &str) -> OutboxMessage {
-        OutboxMessage { sent_at: String::new(), to: String::new(), body: body.into(), reference: reference.into() }
+        OutboxMessage {
+            sent_at: String::new(),
+            to: String::new(),
+            body: body.into(),
+            reference: reference.into(),
+        }
     }
 
     #[test]

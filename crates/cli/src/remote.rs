@@ -50,8 +50,10 @@ impl Api {
         reqwest::Url::parse(&target.url).map_err(|e| {
             anyhow!("--url '{}' is not a URL ({e}); use e.g. {}", target.url, config::DEFAULT_URL)
         })?;
-        let http =
-            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().context("cannot build the HTTP client")?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("cannot build the HTTP client")?;
         Ok(Api { http, target })
     }
 
@@ -92,9 +94,9 @@ impl Api {
             return Err(CallError::Refused(Refusal {
                 status,
                 kind: field("error").unwrap_or_default(),
-                message: field("message").or_else(|| body.as_str().map(str::to_owned)).unwrap_or_else(|| {
-                    status.canonical_reason().unwrap_or("error").to_owned()
-                }),
+                message: field("message")
+                    .or_else(|| body.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
             }));
         }
         Ok(Reply { headers, body })

@@ -173,7 +173,12 @@ mod tests {
             Column::fixed("STATUS"),
             Column::flexible("OUTPUT", 6).optional(1),
         ]);
-        t.row(vec!["0123456789abcdef0123456789abcdef".into(), "E4_SmsPhoneVerification".into(), "Completed".into(), "true".into()]);
+        t.row(vec![
+            "0123456789abcdef0123456789abcdef".into(),
+            "E4_SmsPhoneVerification".into(),
+            "Completed".into(),
+            "true".into(),
+        ]);
         t.row(vec!["short".into(), "X".into(), "Running".into(), "-".into()]);
         t
     }

@@ -73,7 +73,10 @@ fn start(server: &Durable, phone: &str, id: Option<&str>) -> String {
 
 /// The code the instance sent, taken as the README does.
 fn code(server: &Durable, id: &str) -> String {
-    let run = run(cli(server).args(["outbox", "--instance", id, "--code", "--wait", "--data-dir"]).arg(&server.data_dir)).ok();
+    let run = run(cli(server)
+        .args(["outbox", "--instance", id, "--code", "--wait", "--data-dir"])
+        .arg(&server.data_dir))
+    .ok();
     run.stdout.trim().to_owned()
 }
 
@@ -105,21 +108,34 @@ fn settings() -> insta::Settings {
 #[test]
 fn the_cli_drives_a_verification_with_captured_ids_and_codes() {
     let (_dir, server) = server();
-    assert!(server.log().contains("Twilio is NOT configured"), "the server says loudly that SMS go to the outbox");
+    assert!(
+        server.log().contains("Twilio is NOT configured"),
+        "the server says loudly that SMS go to the outbox"
+    );
     let id = start(&server, "+14255550100", None);
     let code = code(&server, &id);
     assert_eq!(code.len(), 4, "{code}");
     let raised = durable(&server, &["raise", &id, "SmsChallengeResponse", &code]).ok();
     assert_eq!(raised.stdout.trim(), format!("raised SmsChallengeResponse on {id}"));
     let done = durable(&server, &["status", &id, "--wait"]).ok();
-    assert!(done.stdout.contains("Status    Completed") && done.stdout.contains("Output    true"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains("Status    Completed") && done.stdout.contains("Output    true"),
+        "{}",
+        done.stdout
+    );
 
     let status = durable(&server, &["status", &id, "--history", "--json"]).ok().json();
-    assert_eq!((status["runtimeStatus"].as_str(), status["output"].as_bool()), (Some("Completed"), Some(true)));
+    assert_eq!(
+        (status["runtimeStatus"].as_str(), status["output"].as_bool()),
+        (Some("Completed"), Some(true))
+    );
     assert!(status["historyEvents"].as_array().unwrap().len() >= 4);
     let line = durable(&server, &["status", &id, "--output", "jsonl"]).ok();
     assert_eq!(line.stdout.lines().count(), 1, "jsonl: one line");
-    let started = durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "+14255550101", "--json"]).ok().json();
+    let started =
+        durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "+14255550101", "--json"])
+            .ok()
+            .json();
     assert!(started["statusQueryGetUri"].is_string(), "--json prints the 202 body: {started}");
 }
 
@@ -141,7 +157,11 @@ fn human_output_fits_80_columns_with_ids_whole() {
         }
     }
     for id in [&done, &stopped, &waiting] {
-        assert!(list.stdout.lines().any(|l| l.starts_with(&format!("{id}  "))), "{id} whole:\n{}", list.stdout);
+        assert!(
+            list.stdout.lines().any(|l| l.starts_with(&format!("{id}  "))),
+            "{id} whole:\n{}",
+            list.stdout
+        );
     }
     assert_eq!(list.stderr.trim(), "3 instances");
     settings().bind(|| {
@@ -150,7 +170,11 @@ fn human_output_fits_80_columns_with_ids_whole() {
         insta::assert_snapshot!("history_80", history.stdout);
     });
     let wide = durable(&server, &["list", "--wide"]).ok();
-    assert!(wide.stdout.contains("UPDATED (UTC)") && wide.stdout.contains("\"user gave up\""), "{}", wide.stdout);
+    assert!(
+        wide.stdout.contains("UPDATED (UTC)") && wide.stdout.contains("\"user gave up\""),
+        "{}",
+        wide.stdout
+    );
     // Without a terminal and without COLUMNS, nothing is cut (output for other programs).
     let piped = run(cli(&server).arg("list").env_remove("COLUMNS")).ok();
     assert!(piped.stdout.contains("E4_SmsPhoneVerification  "), "{}", piped.stdout);
@@ -172,7 +196,10 @@ fn colour_only_on_a_terminal_or_when_asked() {
     assert!(durable(&server, &["list", "--color", "always"]).ok().stdout.contains(green));
     // A terminal.
     assert!(in_terminal(&server, "list", "", &[]).1.contains(green), "a terminal gets colour");
-    assert!(!in_terminal(&server, "list", "", &[("NO_COLOR", "1")]).1.contains('\x1b'), "NO_COLOR turns it off");
+    assert!(
+        !in_terminal(&server, "list", "", &[("NO_COLOR", "1")]).1.contains('\x1b'),
+        "NO_COLOR turns it off"
+    );
     assert!(!in_terminal(&server, "list --color never", "", &[]).1.contains('\x1b'));
 }
 
@@ -231,7 +258,11 @@ fn waiting_says_how_the_instance_ended_in_the_exit_code() {
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(run.stderr.contains("did not finish within --timeout 300ms"), "{}", run.stderr);
     assert!(begun.elapsed() < Duration::from_secs(30));
-    assert!(run.stdout.contains("Status    Running") || run.stdout.contains("Status    Pending"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("Status    Running") || run.stdout.contains("Status    Pending"),
+        "{}",
+        run.stdout
+    );
     // terminate --wait returns once it has stopped.
     let run = durable(&server, &["terminate", &waiting, "--wait"]).ok();
     assert_eq!(run.stdout.trim(), format!("terminated {waiting}"));
@@ -257,7 +288,8 @@ fn watch_prints_the_history_as_it_grows_until_the_end() {
     let mut events: Vec<Value> = Vec::new();
     let deadline = Instant::now() + DEADLINE;
     let next = |events: &mut Vec<Value>| {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("watch printed");
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("watch printed");
         events.push(serde_json::from_str(&line).unwrap());
         events.last().unwrap()["EventType"].as_str().unwrap().to_owned()
     };
@@ -274,7 +306,12 @@ fn watch_prints_the_history_as_it_grows_until_the_end() {
     }
     // Text: the whole history of a finished instance, then its end.
     let text = durable(&server, &["watch", &id]).ok();
-    assert!(text.stdout.contains("TimerCreated") && text.stdout.lines().last().unwrap().contains("Completed output=true"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("TimerCreated")
+            && text.stdout.lines().last().unwrap().contains("Completed output=true"),
+        "{}",
+        text.stdout
+    );
     let stopped = start(&server, "+14255550151", None);
     durable(&server, &["terminate", &stopped, "--wait"]).ok();
     assert_eq!(durable(&server, &["watch", &stopped]).code, 4);
@@ -322,7 +359,11 @@ fn restart_runs_an_instance_again_and_rewind_explains_itself() {
         let run = durable(&server, &["rewind", &completed]);
         assert!(run.stderr.contains("only a Failed instance can be rewound"), "{}", run.stderr);
     } else {
-        assert!(run.stderr.contains("cannot rewind") && run.stderr.contains("durable restart"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("cannot rewind") && run.stderr.contains("durable restart"),
+            "{}",
+            run.stderr
+        );
     }
 }
 
@@ -353,7 +394,12 @@ fn fake_server(status: u16) -> String {
                     202 => "",
                     _ => "InstanceNotFailed",
                 };
-                (status, format!(r#"{{"error":"{kind}","message":"instance is not in a state that allows rewind"}}"#))
+                (
+                    status,
+                    format!(
+                        r#"{{"error":"{kind}","message":"instance is not in a state that allows rewind"}}"#
+                    ),
+                )
             };
             let body = if code == 202 { String::new() } else { body };
             let _ = write!(
@@ -368,7 +414,9 @@ fn fake_server(status: u16) -> String {
 
 #[test]
 fn rewind_refusals_become_advice() {
-    let rewind = |status: u16| run(bare().args(["rewind", "x", "--reason", "retry", "--key", KEY, "--url", &fake_server(status)]));
+    let rewind = |status: u16| {
+        run(bare().args(["rewind", "x", "--reason", "retry", "--key", KEY, "--url", &fake_server(status)]))
+    };
     let accepted = rewind(202).ok();
     assert_eq!(accepted.stdout.trim(), "rewind requested for x");
     for status in [409, 412, 410] {
@@ -381,9 +429,18 @@ fn rewind_refusals_become_advice() {
         );
     }
     let missing = rewind(404);
-    assert!(missing.stderr.contains("no instance 'x'") && missing.stderr.contains("durable list"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no instance 'x'") && missing.stderr.contains("durable list"),
+        "{}",
+        missing.stderr
+    );
     let unsupported = rewind(501);
-    assert!(unsupported.stderr.contains("cannot rewind instances (501)") && unsupported.stderr.contains("`durable restart x`"), "{}", unsupported.stderr);
+    assert!(
+        unsupported.stderr.contains("cannot rewind instances (501)")
+            && unsupported.stderr.contains("`durable restart x`"),
+        "{}",
+        unsupported.stderr
+    );
 }
 
 #[test]
@@ -396,11 +453,23 @@ fn purge_by_filter_lists_asks_and_deletes() {
     // Not on a terminal: no deletion without --yes.
     let run = durable(&server, &["purge", "--status", "Completed"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("this would purge 2 instances") && run.stderr.contains("--yes"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("this would purge 2 instances") && run.stderr.contains("--yes"),
+        "{}",
+        run.stderr
+    );
     let dry = durable(&server, &["purge", "--status", "Completed", "--dry-run"]).ok();
-    assert!(dry.stdout.contains(&a) && dry.stdout.contains(&b) && !dry.stdout.contains(&running), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains(&a) && dry.stdout.contains(&b) && !dry.stdout.contains(&running),
+        "{}",
+        dry.stdout
+    );
     assert!(dry.stderr.contains("2 instances (Completed) would be purged"), "{}", dry.stderr);
-    assert_eq!(durable(&server, &["list", "--json"]).ok().json().as_array().unwrap().len(), 3, "nothing deleted");
+    assert_eq!(
+        durable(&server, &["list", "--json"]).ok().json().as_array().unwrap().len(),
+        3,
+        "nothing deleted"
+    );
 
     // On a terminal: asked; "n" keeps them, "y" deletes them.
     let on_terminal = |answer: &str| in_terminal(&server, "purge --status Completed", answer, &[]);
@@ -448,7 +517,11 @@ fn errors_say_which_flag_or_command_fixes_them() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let refused = run(bare().args(["list", "--url", &format!("http://{closed}")]));
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains(&format!("is `durable serve` running at http://{closed}?")), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("is `durable serve` running at http://{closed}?")),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("--url"), "{}", refused.stderr);
 
     // No key anywhere: every way to give one is named, and where we looked.
@@ -456,15 +529,26 @@ fn errors_say_which_flag_or_command_fixes_them() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     let out = run_in(bare().args(["list", "--url", &server.base]), &elsewhere);
     assert_eq!(out.code, 1);
-    for fix in ["--key", "DURABLE_SYSTEM_KEY", "--data-dir", "durable login", "durable-data/system.key: not found"] {
+    for fix in
+        ["--key", "DURABLE_SYSTEM_KEY", "--data-dir", "durable login", "durable-data/system.key: not found"]
+    {
         assert!(out.stderr.contains(fix), "{fix}: {}", out.stderr);
     }
-    assert!(!out.stderr.contains("query parameter") && !out.stderr.contains("x-functions-key"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("query parameter") && !out.stderr.contains("x-functions-key"),
+        "{}",
+        out.stderr
+    );
     let wrong = durable(&server, &["list", "--key", "wrong"]);
     assert!(wrong.stderr.contains("refused the key from --key/DURABLE_SYSTEM_KEY"), "{}", wrong.stderr);
 
     let missing = durable(&server, &["status", "no-such-instance"]);
-    assert!(missing.stderr.contains("no instance 'no-such-instance'") && missing.stderr.contains("`durable list`"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("no instance 'no-such-instance'")
+            && missing.stderr.contains("`durable list`"),
+        "{}",
+        missing.stderr
+    );
     let done = verified(&server, "+14255550190", None);
     let late = durable(&server, &["raise", &done, "SmsChallengeResponse", "1234"]);
     assert!(late.stderr.contains("no longer takes events"), "{}", late.stderr);
@@ -474,11 +558,19 @@ fn errors_say_which_flag_or_command_fixes_them() {
     assert!(unknown.stderr.contains("registered: E4_SmsPhoneVerification"), "{}", unknown.stderr);
     let busy = start(&server, "+14255550191", Some("busy"));
     let again = durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "+1", "--id", &busy]);
-    assert!(again.stderr.contains("pick another --id") && again.stderr.contains("durable terminate busy"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("pick another --id") && again.stderr.contains("durable terminate busy"),
+        "{}",
+        again.stderr
+    );
     let bad_time = durable(&server, &["list", "--created-from", "yesterday"]);
     assert!(bad_time.code == 1 && bad_time.stderr.contains("--created-from"), "{}", bad_time.stderr);
     let bad_url = run(bare().args(["list", "--url", "127.0.0.1:7071"]));
-    assert!(bad_url.stderr.contains("--url") && bad_url.stderr.contains("http://127.0.0.1:7071"), "{}", bad_url.stderr);
+    assert!(
+        bad_url.stderr.contains("--url") && bad_url.stderr.contains("http://127.0.0.1:7071"),
+        "{}",
+        bad_url.stderr
+    );
     // One line, no repeated causes.
     for out in [&wrong, &missing, &late, &unknown] {
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
@@ -500,12 +592,16 @@ fn the_key_is_found_from_any_directory() {
     let elsewhere = dir.path().join("elsewhere");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    let list = |cmd: &mut Command| run_in(cmd.args(["list", "--url", &server.base]).env("HOME", &home), &elsewhere);
+    let list =
+        |cmd: &mut Command| run_in(cmd.args(["list", "--url", &server.base]).env("HOME", &home), &elsewhere);
 
     assert_eq!(list(&mut bare()).code, 1, "no key from here");
     assert_eq!(list(bare().env("DURABLE_DATA_DIR", &keys)).code, 0);
     assert_eq!(list(bare().env("DURABLE_SYSTEM_KEY", KEY)).code, 0);
-    let flag = run_in(bare().args(["list", "--url", &server.base, "--data-dir"]).arg(&keys).env("HOME", &home), &elsewhere);
+    let flag = run_in(
+        bare().args(["list", "--url", &server.base, "--data-dir"]).arg(&keys).env("HOME", &home),
+        &elsewhere,
+    );
     assert_eq!(flag.code, 0, "{}", flag.stderr);
     // From the server's directory, ./durable-data is found.
     std::fs::create_dir_all(dir.path().join("durable-data")).unwrap();
@@ -513,7 +609,10 @@ fn the_key_is_found_from_any_directory() {
     assert_eq!(run_in(bare().args(["list", "--url", &server.base]).env("HOME", &home), dir.path()).code, 0);
 
     // login checks and saves URL and key; then any directory works, with no flags at all.
-    let bad = run_in(bare().args(["login", "--url", &server.base, "--key", "wrong"]).env("HOME", &home), &elsewhere);
+    let bad = run_in(
+        bare().args(["login", "--url", &server.base, "--key", "wrong"]).env("HOME", &home),
+        &elsewhere,
+    );
     assert_eq!(bad.code, 1, "a key the server refuses is not saved");
     let login = run_in(bare().args(["login", "--url", &server.base]).env("HOME", &home), dir.path()).ok();
     assert!(login.stdout.contains(&format!("logged in to {}", server.base)), "{}", login.stdout);
@@ -555,9 +654,15 @@ fn outbox_explains_an_empty_or_missing_outbox() {
     let run1 = run(bare().args(["outbox", "--data-dir"]).arg(dir.path().join("nowhere")));
     assert!(run1.code == 1 && run1.stderr.contains("--data-dir"), "{}", run1.stderr);
     let begun = Instant::now();
-    let run2 = run(bare().args(["outbox", "--code", "--instance", "x", "--wait", "300ms", "--data-dir"]).arg(dir.path()));
+    let run2 = run(bare()
+        .args(["outbox", "--code", "--instance", "x", "--wait", "300ms", "--data-dir"])
+        .arg(dir.path()));
     assert_eq!(run2.code, 1);
-    assert!(run2.stderr.contains("no SMS from instance x") && run2.stderr.contains("within 300ms"), "{}", run2.stderr);
+    assert!(
+        run2.stderr.contains("no SMS from instance x") && run2.stderr.contains("within 300ms"),
+        "{}",
+        run2.stderr
+    );
     assert!(begun.elapsed() < Duration::from_secs(30));
     let empty = run(bare().args(["outbox", "--data-dir"]).arg(dir.path())).ok();
     assert!(empty.stderr.contains("is empty"));
@@ -570,7 +675,8 @@ fn a_closed_pipe_ends_the_command_quietly() {
     let (_dir, server) = server();
     durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "\"+14255550195\"", "--json"]).ok();
     for args in [&["list"][..], &["list", "--json"], &["status", "--help"], &["completions", "bash"]] {
-        let mut child = cli(&server).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            cli(&server).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // The reader goes away before anything is written.
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();

@@ -43,14 +43,18 @@ fn help_of_every_command_at_80_columns() {
 #[test]
 fn every_command_has_examples_and_names_its_environment_without_values() {
     for command in subcommands() {
-        let help = stdout(durable().args([command.as_str(), "--help"]).env("DURABLE_URL", "http://secret.invalid"));
+        let help =
+            stdout(durable().args([command.as_str(), "--help"]).env("DURABLE_URL", "http://secret.invalid"));
         let examples = help.split("Examples:\n").nth(1).unwrap_or_default();
         assert!(
             examples.lines().next().is_some_and(|l| l.starts_with("  ") && l.contains("durable ")),
             "`durable {command} --help` has no examples"
         );
         // `[env: DURABLE_URL=]` looked like an empty value; a set value must not show either.
-        assert!(!help.contains("=]") && !help.contains("secret.invalid"), "durable {command} --help:\n{help}");
+        assert!(
+            !help.contains("=]") && !help.contains("secret.invalid"),
+            "durable {command} --help:\n{help}"
+        );
         for line in help.lines() {
             assert!(line.chars().count() <= 80 || line.starts_with("  durable "), "wider than 80: {line}");
         }
@@ -60,7 +64,8 @@ fn every_command_has_examples_and_names_its_environment_without_values() {
 #[test]
 fn version_names_the_commit() {
     let version = stdout(durable().arg("--version"));
-    let rest = version.trim().strip_prefix(&format!("durable {} (commit ", env!("CARGO_PKG_VERSION"))).unwrap();
+    let rest =
+        version.trim().strip_prefix(&format!("durable {} (commit ", env!("CARGO_PKG_VERSION"))).unwrap();
     let commit = rest.strip_suffix(')').unwrap();
     assert!(
         commit == "unknown" || (commit.len() >= 7 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
@@ -79,7 +84,10 @@ fn completions_for_every_shell() {
     ] {
         let script = stdout(durable().args(["completions", shell]));
         assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(300)]);
-        assert!(script.contains("watch") && script.contains("created-from"), "{shell} completes subcommands and flags");
+        assert!(
+            script.contains("watch") && script.contains("created-from"),
+            "{shell} completes subcommands and flags"
+        );
     }
 }
 
