@@ -4,7 +4,7 @@ use crate::args::{ListArgs, PurgeArgs, StatusArg};
 use crate::exit;
 use crate::history::human_time;
 use crate::output::{Out, note, status_style};
-use crate::remote::{Api, CallError, WEBHOOK, instance_path, text};
+use crate::remote::{Api, CallError, WEBHOOK, cli_words, instance_path, text};
 use crate::table::{Cell, Column, Table};
 use anyhow::{Result, bail};
 use reqwest::{Method, StatusCode};
@@ -149,11 +149,17 @@ pub async fn purge(args: PurgeArgs) -> Result<u8> {
 
 async fn purge_one(api: &Api, out: &Out, id: &str, force: bool) -> Result<u8> {
     let query = if force { vec![("force", "true".to_owned())] } else { vec![] };
+    let unfinished = || {
+        anyhow::anyhow!(
+            "{id} has not finished, so it was not purged: terminate it first (`durable terminate {id}`), \
+             or pass --force to delete it while it runs"
+        )
+    };
     let reply = match api.call(Method::DELETE, &instance_path(id), &query, &[], None).await {
+        // Servers keep an unfinished instance and say so with 0 deleted (older ones: 409).
+        Ok(reply) if reply.body["instancesDeleted"].as_u64() == Some(0) => return Err(unfinished()),
         Ok(reply) => reply,
-        Err(CallError::Refused(r)) if r.status == StatusCode::CONFLICT => bail!(
-            "{id} has not finished: terminate it first (`durable terminate {id}`), or pass --force to delete it while it runs"
-        ),
+        Err(CallError::Refused(r)) if r.status == StatusCode::CONFLICT => return Err(unfinished()),
         Err(e) => return Err(api.explain(e, Some(id))),
     };
     if out.text() {
@@ -218,7 +224,13 @@ async fn purge_filtered(api: &Api, out: &Out, args: &PurgeArgs) -> Result<u8> {
         query.push(("force", "true".to_owned()));
     }
     let deleted = match api.call(Method::DELETE, &format!("{WEBHOOK}/instances"), &query, &[], None).await {
-        Ok(reply) => reply.body["instancesDeleted"].as_u64().unwrap_or(0),
+        Ok(reply) => {
+            // What the server left alone, and why (unfinished instances without --force).
+            if let Some(message) = reply.body["message"].as_str() {
+                note(&cli_words(message));
+            }
+            reply.body["instancesDeleted"].as_u64().unwrap_or(0)
+        }
         // Nothing matched any more (purged meanwhile).
         Err(CallError::Refused(r)) if r.status == StatusCode::NOT_FOUND && r.kind != "Unauthorized" => 0,
         Err(e) => return Err(api.explain(e, None)),

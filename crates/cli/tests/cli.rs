@@ -348,23 +348,23 @@ fn restart_runs_an_instance_again_and_rewind_explains_itself() {
     let run = durable(&server, &["restart", "no-such-instance"]);
     assert!(run.stderr.contains("no instance 'no-such-instance'"), "{}", run.stderr);
 
-    // Rewind on the real server: a Failed instance is rewound, or, on a server without rewind
-    // (501), the advice is to restart it. The other answers: `rewind_refusals_become_advice`.
-    let failed = start(&server, "42", None);
-    assert_eq!(durable(&server, &["status", &failed, "--wait"]).code, 3);
-    let run = durable(&server, &["rewind", &failed, "--reason", "fixed"]);
-    if run.code == 0 {
-        assert_eq!(run.stdout.trim(), format!("rewind requested for {failed}"));
-        let completed = verified(&server, "+14255550161", None);
-        let run = durable(&server, &["rewind", &completed]);
-        assert!(run.stderr.contains("only a Failed instance can be rewound"), "{}", run.stderr);
-    } else {
-        assert!(
-            run.stderr.contains("cannot rewind") && run.stderr.contains("durable restart"),
-            "{}",
-            run.stderr
-        );
-    }
+    // Rewind: only for a Failed instance (`rewind_runs_a_failed_verification_again` rewinds one;
+    // `rewind_refusals_become_advice` covers every refusal, 501 included).
+    let completed = verified(&server, "+14255550161", None);
+    let run = durable(&server, &["rewind", &completed]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(&format!("only a Failed instance can be rewound, and {completed} is Completed")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("`durable restart {completed}`")) && !run.stderr.contains("POST"),
+        "{}",
+        run.stderr
+    );
+    let run = durable(&server, &["rewind", "no-such-instance"]);
+    assert!(run.stderr.contains("no instance 'no-such-instance'"), "{}", run.stderr);
 }
 
 /// A stand-in for a server: answers `POST …/rewind` with `status` and any GET with a Completed
@@ -699,4 +699,55 @@ fn serve_finds_a_port_clash_before_creating_anything() {
     let error_line = out.stderr.lines().find(|l| l.starts_with("error:")).unwrap();
     assert_eq!(error_line.matches("in use").count(), 1, "said once: {error_line}");
     assert!(!data.exists(), "no data directory, keys or database for a server that cannot start");
+}
+
+/// `durable` aimed at the server at `base`, run off the async runtime (a fake Twilio in this
+/// process must keep answering meanwhile).
+async fn durable_at(base: &str, args: &[&str]) -> Run {
+    let (base, args): (String, Vec<String>) =
+        (base.to_owned(), args.iter().map(|a| (*a).to_owned()).collect());
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = bare();
+        cmd.env("DURABLE_URL", base).env("DURABLE_SYSTEM_KEY", KEY).args(args);
+        run(&mut cmd)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_runs_a_failed_verification_again() {
+    // Twilio refuses the number (a trial account): the SMS activity fails for good, and so does
+    // the verification. Once the number is allowed, rewind sends the SMS again.
+    let twilio = fake_twilio().await;
+    twilio.set_trial_allow_list(Some(vec![]));
+    let dir = tempfile::tempdir().unwrap();
+    let launch = Launch { twilio: Some(twilio.base_url()), ..Default::default() };
+    let server = Durable::start(&dir.path().join("data"), &launch);
+    let to = phone(200);
+    let started = durable_at(&server.base, &["start", "E4_SmsPhoneVerification", "--input", &to]).await.ok();
+    let id = started.stdout.trim().to_owned();
+    let failed = durable_at(&server.base, &["status", &id, "--wait", "--timeout", "60s"]).await;
+    assert_eq!(failed.code, 3, "Failed first: {}{}", failed.stdout, failed.stderr);
+
+    twilio.set_trial_allow_list(None);
+    let rewound = durable_at(&server.base, &["rewind", &id, "--reason", "number allowed"]).await.ok();
+    assert_eq!(rewound.stdout.trim(), format!("rewind requested for {id}"));
+    let code = sms_code(&twilio, &to).await;
+    durable_at(&server.base, &["raise", &id, "SmsChallengeResponse", &code]).await.ok();
+    let done =
+        durable_at(&server.base, &["status", &id, "--wait", "--timeout", "60s", "--history"]).await.ok();
+    assert!(
+        done.stdout.contains("Status    Completed") && done.stdout.contains("Output    true"),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("ExecutionRewound"), "the history says it was rewound: {}", done.stdout);
+    // Rewinding it again: it is not Failed any more.
+    let again = durable_at(&server.base, &["rewind", &id]).await;
+    assert!(
+        again.stderr.contains(&format!("only a Failed instance can be rewound, and {id} is Completed")),
+        "{}",
+        again.stderr
+    );
 }

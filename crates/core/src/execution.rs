@@ -251,6 +251,16 @@ impl Execution {
         self.finished
     }
 
+    /// Why replaying the history failed (nondeterminism, unknown orchestrator, ...), if it did.
+    pub(crate) fn replay_failure(&self) -> Option<&FailureDetails> {
+        self.failure.as_ref()
+    }
+
+    /// The tasks (activities, timers, sub-orchestrations) the orchestrator still waits for.
+    pub(crate) fn open_tasks(&self) -> std::collections::HashSet<crate::TaskId> {
+        self.ctx.as_ref().map(|ctx| ctx.state().open.keys().copied().collect()).unwrap_or_default()
+    }
+
     fn replay_episode(&mut self, episode: &[HistoryEvent], resolver: &dyn OrchestratorResolver) {
         let ts = episode[0].timestamp;
         self.begin_episode(ts, true);
@@ -397,6 +407,8 @@ impl Execution {
             EventKind::EventRaised { id: None, .. } | EventKind::ExecutionTerminated { .. } => true,
             EventKind::ExecutionSuspended { .. } => !self.suspended,
             EventKind::ExecutionResumed { .. } => self.suspended,
+            // A marker: recorded, changes nothing.
+            EventKind::ExecutionRewound { .. } => true,
             EventKind::ExecutionStarted { .. }
             | EventKind::OrchestratorStarted
             | EventKind::ExecutionCompleted { .. }

@@ -80,6 +80,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The failed execution was rewound: its failed tasks run again (see [`crate::plan_rewind`]).
+    /// Recorded in the first turn after the rewind.
+    ExecutionRewound {
+        /// Reason given by the caller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The orchestrator scheduled an activity.
     TaskScheduled {
         /// Sequence number of the action.
@@ -192,6 +199,7 @@ impl EventKind {
             EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
             EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
             EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ExecutionRewound { .. } => "ExecutionRewound",
             EventKind::TaskScheduled { .. } => "TaskScheduled",
             EventKind::TaskCompleted { .. } => "TaskCompleted",
             EventKind::TaskFailed { .. } => "TaskFailed",

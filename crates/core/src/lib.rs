@@ -34,6 +34,7 @@ mod execution;
 mod history;
 mod payload;
 mod retry;
+mod rewind;
 mod tasks;
 
 pub use action::Action;
@@ -50,6 +51,7 @@ pub use history::{
 pub use jiff::Timestamp;
 pub use payload::Payload;
 pub use retry::RetryPolicy;
+pub use rewind::{Rewind, RewoundChild, RewoundTask, plan_rewind};
 pub use tasks::{ActivityCall, ContinueAsNewPending, ExternalEvent, SubOrchestrationCall, Timer};
 
 impl OrchestrationContext {

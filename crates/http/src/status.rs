@@ -213,7 +213,9 @@ pub(crate) fn render_history(
                     item.input = reason.as_ref().and_then(|r| Payload::from_value(r).ok());
                 }
             }
-            EventKind::ExecutionSuspended { reason } | EventKind::ExecutionResumed { reason } => {
+            EventKind::ExecutionSuspended { reason }
+            | EventKind::ExecutionResumed { reason }
+            | EventKind::ExecutionRewound { reason } => {
                 item.reason = reason.clone();
             }
             EventKind::TaskScheduled { name, input: i, .. } => {

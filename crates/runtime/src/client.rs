@@ -334,6 +334,101 @@ impl Client {
         Ok(self.shared.store.send_message(instance_id, event).await?)
     }
 
+    /// Rewinds a `Failed` instance as Durable Functions does: its failed activities and
+    /// sub-orchestrations run again, everything that succeeded is kept, and it is `Running`
+    /// again (see [`durable_core::plan_rewind`] for the exact rule). A failed sub-orchestration
+    /// is rewound too (a finished one that no longer exists or was terminated is started again;
+    /// a completed one delivers its output again). Fails with [`Error::NotFound`], and with
+    /// [`Error::Conflict`] when the instance is not `Failed` or its history no longer replays
+    /// with this node's code.
+    pub async fn rewind(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        // Children are rewound after their parent, so their completions find it running.
+        let mut todo = vec![instance_id.to_owned()];
+        while let Some(id) = todo.pop() {
+            todo.extend(self.rewind_one(&id, reason).await?);
+        }
+        Ok(())
+    }
+
+    /// Rewinds one instance; returns the failed children to rewind next.
+    async fn rewind_one(&self, instance_id: &str, reason: Option<&str>) -> Result<Vec<String>> {
+        let state = self.required(instance_id).await?;
+        if state.status != RuntimeStatus::Failed {
+            return Err(Error::Conflict(format!(
+                "instance '{instance_id}' is {}; only Failed instances can be rewound",
+                state.status
+            )));
+        }
+        let store = &self.shared.store;
+        let history = store.read_history(instance_id).await?;
+        let now = self.shared.clock.now();
+        let plan = durable_core::plan_rewind(
+            instance_id,
+            &state.execution_id,
+            &history,
+            &*self.shared.registry,
+            now,
+            reason.map(str::to_owned),
+        )
+        .map_err(|why| Error::Conflict(format!("instance '{instance_id}' cannot be rewound: {why}")))?;
+        let mut messages = plan.messages;
+        let mut new_instances = Vec::new();
+        let mut failed_children = Vec::new();
+        for child in plan.sub_orchestrations {
+            let parent = durable_core::ParentInstance {
+                instance_id: instance_id.to_owned(),
+                execution_id: state.execution_id.clone(),
+                task_id: child.task_id,
+            };
+            let existing = store.get_instance(&child.instance_id).await?;
+            let ours =
+                existing.as_ref().is_some_and(|c| c.parent_instance_id.as_deref() == Some(instance_id));
+            match existing {
+                Some(c) if ours && c.status == RuntimeStatus::Failed => failed_children.push(c.instance_id),
+                // Its completion reached the failed parent and was dropped: deliver it again.
+                Some(c) if ours && c.status == RuntimeStatus::Completed => messages.push(HistoryEvent::new(
+                    now,
+                    EventKind::SubOrchestrationCompleted { task_id: child.task_id, result: c.output },
+                )),
+                // Still running: its completion will arrive.
+                Some(c) if ours && !c.status.is_terminal() => {}
+                // Gone, terminated, or the id belongs to someone else: start it again.
+                _ => new_instances.push(CreateInstance {
+                    instance_id: child.instance_id,
+                    name: child.name,
+                    execution_id: new_execution_id(),
+                    input: child.input,
+                    parent: Some(parent),
+                    created_at: now,
+                }),
+            }
+        }
+        let commit = durable_store::RewindCommit {
+            instance_id: instance_id.to_owned(),
+            execution_id: state.execution_id,
+            expected_history_len: history.len() as u64,
+            history: plan.history,
+            messages,
+            activities: plan
+                .activities
+                .into_iter()
+                .map(|a| durable_store::NewActivity { task_id: a.task_id, name: a.name, input: a.input })
+                .collect(),
+            timers: plan
+                .timers
+                .into_iter()
+                .map(|(timer_id, fire_at)| durable_store::NewTimer { timer_id, fire_at })
+                .collect(),
+            new_instances,
+            now,
+        };
+        store.rewind_instance(commit).await.map_err(|e| match e {
+            StoreError::Conflict(why) => Error::Conflict(why),
+            other => other.into(),
+        })?;
+        Ok(failed_children)
+    }
+
     /// Starts the instance's orchestrator again with its original input, under a new random id
     /// (`new_instance_id`) or the same id (the instance must have finished). Returns the id.
     pub async fn restart(&self, instance_id: &str, new_instance_id: bool) -> Result<String> {

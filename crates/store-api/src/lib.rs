@@ -163,6 +163,13 @@ pub trait Store: Send + Sync + 'static {
         lease_duration: Duration,
     ) -> Result<Option<OrchestrationWorkItem>>;
 
+    /// Rewinds a `Failed` instance atomically: replaces its execution's history, makes it
+    /// `Running` again (`Pending` when no history is left), and queues the messages,
+    /// activities, timers and sub-orchestrations of `rewind`. Fails with [`Error::NotFound`],
+    /// or [`Error::Conflict`] when the instance is not `Failed` or its execution or history
+    /// length differ from the commit's (then nothing is written).
+    async fn rewind_instance(&self, rewind: RewindCommit) -> Result<()>;
+
     /// Records why the instance cannot make progress (`Some`), or that it can again (`None`).
     /// The reason is shown by [`get_instance`](Store::get_instance) until it is cleared, or
     /// until the instance makes progress (any change of its status or history clears it, so a

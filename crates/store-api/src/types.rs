@@ -102,7 +102,7 @@ pub struct InstanceState {
 /// Why an instance waits for a node that can run its work; see [`InstanceState::stall`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stall {
-    /// What is missing, e.g. "[DT0002] no orchestrator named 'X' is registered on this node".
+    /// What is missing, e.g. "`[DT0002]` no orchestrator named 'X' is registered on this node".
     pub reason: String,
     /// Since when (the first report of this reason).
     pub since: Timestamp,
@@ -239,6 +239,34 @@ pub struct TurnCommit {
     /// under a live lease are kept until their worker completes them; that completion then
     /// enqueues nothing, since the execution has changed.
     pub continue_as_new: Option<NewExecution>,
+}
+
+/// The rewind of a `Failed` instance, committed atomically by
+/// [`Store::rewind_instance`](crate::Store::rewind_instance). The engine plans it
+/// (`durable_core::plan_rewind`); the store replaces the history and queues the work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RewindCommit {
+    /// The instance; it must be `Failed`.
+    pub instance_id: String,
+    /// Its current execution (it stays the same: completions of its tasks still apply).
+    pub execution_id: String,
+    /// The history length the plan was made from; a different stored one is a conflict.
+    pub expected_history_len: u64,
+    /// The execution's new history (replaces the recorded one). When empty, the instance is
+    /// `Pending` again, else `Running`; output, failure and completion time are cleared.
+    pub history: Vec<HistoryEvent>,
+    /// Events queued for the execution, in order.
+    pub messages: Vec<HistoryEvent>,
+    /// Activities to run again (one whose work item of this execution is still there, e.g.
+    /// leased by a worker, is not added twice).
+    pub activities: Vec<NewActivity>,
+    /// Timers to create again.
+    pub timers: Vec<NewTimer>,
+    /// Sub-orchestrations to start again (a finished holder of the id is replaced; an
+    /// unfinished one makes the instance receive `SubOrchestrationFailed`, as in a turn).
+    pub new_instances: Vec<CreateInstance>,
+    /// The time of the rewind (`last_updated_at`).
+    pub now: Timestamp,
 }
 
 /// Proof of an activity lease.

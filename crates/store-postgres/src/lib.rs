@@ -630,6 +630,23 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn rewind_instance(&self, rewind: durable_store::RewindCommit) -> Result<()> {
+        self.check_open()?;
+        let p = ops::RewindParams::new(&rewind)?;
+        let row = self.query_one(&self.inner.sql.rewind_instance, &p.params()).await?;
+        match row.get::<_, i32>("r_code") {
+            0 => {}
+            1 => return Err(Error::NotFound { instance_id: rewind.instance_id.clone() }),
+            _ => return Err(Error::Conflict(row.get::<_, Option<String>>("r_detail").unwrap_or_default())),
+        }
+        self.count(&self.inner.metrics.transactions);
+        self.inner.signals.orchestration_work();
+        if !rewind.activities.is_empty() {
+            self.inner.signals.activity_work();
+        }
+        Ok(())
+    }
+
     async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
         let rows = self.query(&self.inner.sql.set_stall, &[&instance_id, &reason, &self.now()]).await?;
         if rows.is_empty() {

@@ -1,10 +1,10 @@
 //! Building the parameters of the SQL functions and reading their results.
 
 use crate::codec::{self, Micros};
-use durable_core::HistoryEvent;
+use durable_core::{HistoryEvent, RuntimeStatus};
 use durable_store::{
     ActivityLease, ActivityWorkItem, CreateInstance, Message, OrchestrationLease, OrchestrationWorkItem,
-    Result, TurnCommit,
+    Result, RewindCommit, TurnCommit,
 };
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -179,6 +179,100 @@ impl<'a> TurnParams<'a> {
             &self.can_execution,
             &self.can_input,
             &self.can_events,
+        ]
+    }
+}
+
+/// The 24 parameters of `rewind_instance(...)`.
+pub(crate) struct RewindParams<'a> {
+    r: &'a RewindCommit,
+    expected_len: i64,
+    now: Micros,
+    history: Option<String>,
+    history_count: i64,
+    status: i16,
+    msg_event: Vec<String>,
+    act_task: Vec<i64>,
+    act_name: Vec<&'a str>,
+    act_input: Vec<Option<&'a str>>,
+    timer_id: Vec<i64>,
+    timer_at: Vec<Micros>,
+    timer_event: Vec<String>,
+    new_id: Vec<&'a str>,
+    new_name: Vec<&'a str>,
+    new_execution: Vec<&'a str>,
+    new_input: Vec<Option<&'a str>>,
+    new_parent_id: Vec<Option<&'a str>>,
+    new_parent_execution: Vec<Option<&'a str>>,
+    new_parent_task: Vec<Option<i64>>,
+    new_created: Vec<Micros>,
+    new_start_event: Vec<String>,
+    new_failed_event: Vec<Option<String>>,
+}
+
+impl<'a> RewindParams<'a> {
+    pub fn new(r: &'a RewindCommit) -> Result<Self> {
+        let children: Vec<CreateParams<'a>> =
+            r.new_instances.iter().map(CreateParams::new).collect::<Result<_>>()?;
+        let status = if r.history.is_empty() { RuntimeStatus::Pending } else { RuntimeStatus::Running };
+        Ok(RewindParams {
+            r,
+            expected_len: i64::try_from(r.expected_history_len).unwrap_or(i64::MAX),
+            now: Micros::of(r.now),
+            history: if r.history.is_empty() { None } else { Some(codec::to_json(&r.history)?) },
+            history_count: i64::try_from(r.history.len()).unwrap_or(i64::MAX),
+            status: codec::status_code(status),
+            msg_event: r.messages.iter().map(codec::to_json).collect::<Result<_>>()?,
+            act_task: r.activities.iter().map(|a| i64::from(a.task_id)).collect(),
+            act_name: r.activities.iter().map(|a| a.name.as_str()).collect(),
+            act_input: r.activities.iter().map(|a| codec::payload_text(&a.input)).collect(),
+            timer_id: r.timers.iter().map(|t| i64::from(t.timer_id)).collect(),
+            timer_at: r.timers.iter().map(|t| Micros::ceil(t.fire_at)).collect(),
+            timer_event: r.timers.iter().map(|t| codec::to_json(&t.fired_event())).collect::<Result<_>>()?,
+            new_id: children.iter().map(|c| c.id).collect(),
+            new_name: children.iter().map(|c| c.name).collect(),
+            new_execution: children.iter().map(|c| c.execution).collect(),
+            new_input: children.iter().map(|c| c.input).collect(),
+            new_parent_id: children.iter().map(|c| c.parent_id).collect(),
+            new_parent_execution: children.iter().map(|c| c.parent_execution).collect(),
+            new_parent_task: children.iter().map(|c| c.parent_task).collect(),
+            new_created: children.iter().map(|c| c.created).collect(),
+            new_start_event: children.into_iter().map(|c| c.start_event).collect(),
+            new_failed_event: r
+                .new_instances
+                .iter()
+                .map(|c| c.collision_message(r.now).map(|m| codec::to_json(&m.event)).transpose())
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The parameters, in the function's order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 24] {
+        [
+            &self.r.instance_id,
+            &self.r.execution_id,
+            &self.expected_len,
+            &self.now,
+            &self.history,
+            &self.history_count,
+            &self.status,
+            &self.msg_event,
+            &self.act_task,
+            &self.act_name,
+            &self.act_input,
+            &self.timer_id,
+            &self.timer_at,
+            &self.timer_event,
+            &self.new_id,
+            &self.new_name,
+            &self.new_execution,
+            &self.new_input,
+            &self.new_parent_id,
+            &self.new_parent_execution,
+            &self.new_parent_task,
+            &self.new_created,
+            &self.new_start_event,
+            &self.new_failed_event,
         ]
     }
 }

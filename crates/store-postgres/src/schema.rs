@@ -96,6 +96,7 @@ pub(crate) struct Sql {
     pub commit_turns: String,
     pub abandon_orchestration: String,
     pub set_stall: String,
+    pub rewind_instance: String,
     pub renew_orchestration: String,
     pub lease_instance: String,
     pub unlock_stale: String,
@@ -141,6 +142,10 @@ impl Sql {
             ),
             // Reporting the same reason again keeps its start. (Names neither `status` nor
             // `history_len`, so the clearing trigger does not fire.)
+            rewind_instance: format!(
+                "SELECT * FROM {s}.rewind_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+            ),
             set_stall: format!(
                 "UPDATE {s}.instances SET stall_since = CASE WHEN $2::text IS NULL THEN NULL \
                  WHEN stall_reason IS NOT DISTINCT FROM $2::text THEN stall_since ELSE $3 END, stall_reason = $2::text \

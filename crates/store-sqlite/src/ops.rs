@@ -10,7 +10,8 @@ use crate::codec::{self, Db};
 use crate::shared::Shared;
 use durable_core::{HistoryEvent, RuntimeStatus};
 use durable_store::{
-    ActivityLease, ActivityOutcome, CreateInstance, Error, NewMessage, PurgeFilter, Result, TurnCommit,
+    ActivityLease, ActivityOutcome, CreateInstance, Error, NewMessage, PurgeFilter, Result, RewindCommit,
+    TurnCommit,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
@@ -396,6 +397,80 @@ impl Ctx<'_> {
         for m in kept {
             requeue.execute([m]).db()?;
             del.execute([m]).db()?;
+        }
+        Ok(())
+    }
+
+    /// `rewind_instance`.
+    pub fn rewind(&self, fx: &mut Effects, r: &RewindCommit) -> Result<()> {
+        let id = r.instance_id.as_str();
+        let Some(head) = self.head(id)? else {
+            return Err(Error::NotFound { instance_id: id.to_owned() });
+        };
+        if head.status != RuntimeStatus::Failed {
+            return Err(Error::Conflict(format!(
+                "instance '{id}' is {}; only Failed instances can be rewound",
+                head.status
+            )));
+        }
+        let expected = i64::try_from(r.expected_history_len).unwrap_or(i64::MAX);
+        if head.execution_id != r.execution_id || head.history_len != expected {
+            return Err(Error::Conflict(format!("instance '{id}' changed while its rewind was planned")));
+        }
+        // Every check that can refuse the rewind ran: now write.
+        self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
+        if !r.history.is_empty() {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO history (instance_id, execution_id, first_event_index, events) VALUES (?1, ?2, 0, ?3)",
+                )
+                .db()?
+                .execute(params![id, r.execution_id, codec::encode_turn(&r.history)?])
+                .db()?;
+        }
+        let status = if r.history.is_empty() { RuntimeStatus::Pending } else { RuntimeStatus::Running };
+        self.conn
+            .prepare_cached(
+                "UPDATE instances SET status = ?2, output = NULL, failure = NULL, completed_at = NULL, \
+                 updated_at = ?3, history_len = ?4 WHERE instance_id = ?1",
+            )
+            .db()?
+            .execute(params![id, codec::status_code(status), codec::us(r.now), r.history.len() as i64])
+            .db()?;
+        for event in &r.messages {
+            self.enqueue(fx, id, Some(&r.execution_id), event, None, None)?;
+        }
+        let mut ins = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO activities (instance_id, execution_id, task_id, name, input) \
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM activities \
+                 WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3)",
+            )
+            .db()?;
+        for a in &r.activities {
+            if ins
+                .execute(params![id, r.execution_id, a.task_id, a.name, codec::payload_text(&a.input)])
+                .db()?
+                > 0
+            {
+                fx.activities.push(self.conn.last_insert_rowid());
+            }
+        }
+        for t in &r.timers {
+            let due = codec::us_ceil(t.fire_at);
+            self.enqueue(fx, id, Some(&r.execution_id), &t.fired_event(), Some(due), Some(t.timer_id))?;
+        }
+        for child in &r.new_instances {
+            match self.create(fx, child) {
+                Err(Error::AlreadyExists { .. }) => match child.collision_message(r.now) {
+                    Some(m) => self.deliver(fx, &m)?,
+                    None => {
+                        tracing::warn!(child = %child.instance_id, "a rewound child without a parent already exists")
+                    }
+                },
+                other => other?,
+            }
         }
         Ok(())
     }

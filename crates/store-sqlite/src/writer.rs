@@ -16,7 +16,9 @@ use crate::codec::Db;
 use crate::ops::{ActivityRow, Ctx, Effects};
 use crate::shared::Shared;
 use durable_core::HistoryEvent;
-use durable_store::{ActivityLease, ActivityOutcome, CreateInstance, Error, PurgeFilter, Result, TurnCommit};
+use durable_store::{
+    ActivityLease, ActivityOutcome, CreateInstance, Error, PurgeFilter, Result, RewindCommit, TurnCommit,
+};
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,6 +36,7 @@ pub(crate) enum Command {
     Purge(String, Reply<u64>),
     PurgeMatching(Box<PurgeFilter>, Reply<u64>),
     SetStall(String, Option<String>, Reply<()>),
+    Rewind(Box<RewindCommit>, Reply<()>),
 }
 
 /// What a command asks for, without its reply channel, so a batch can be run twice.
@@ -46,6 +49,7 @@ enum Request {
     Purge(String),
     PurgeMatching(Box<PurgeFilter>),
     SetStall(String, Option<String>),
+    Rewind(Box<RewindCommit>),
 }
 
 /// Where a command's answer goes.
@@ -73,6 +77,7 @@ impl Command {
             Command::Purge(id, tx) => (Request::Purge(id), ReplyTo::Count(tx)),
             Command::PurgeMatching(f, tx) => (Request::PurgeMatching(f), ReplyTo::Count(tx)),
             Command::SetStall(id, reason, tx) => (Request::SetStall(id, reason), ReplyTo::Unit(tx)),
+            Command::Rewind(r, tx) => (Request::Rewind(r), ReplyTo::Unit(tx)),
         }
     }
 }
@@ -134,6 +139,7 @@ fn execute(ctx: &Ctx<'_>, request: &Request, fx: &mut Effects) -> Outcome {
         Request::Purge(id) => Outcome::Count(ctx.purge(fx, id)),
         Request::PurgeMatching(filter) => Outcome::Count(ctx.purge_matching(fx, filter)),
         Request::SetStall(id, reason) => Outcome::Unit(ctx.set_stall(id, reason.as_deref())),
+        Request::Rewind(r) => Outcome::Unit(ctx.rewind(fx, r)),
     }
 }
 

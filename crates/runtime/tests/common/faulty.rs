@@ -65,6 +65,9 @@ impl Store for LandedButFailed {
         }
         Ok(())
     }
+    async fn rewind_instance(&self, rewind: durable_store::RewindCommit) -> Result<()> {
+        self.inner.rewind_instance(rewind).await
+    }
     async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
         self.inner.set_stall(instance_id, reason).await
     }
