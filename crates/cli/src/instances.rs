@@ -147,6 +147,11 @@ pub fn print_status(out: &Out, s: &Value) -> Result<()> {
     if !s["customStatus"].is_null() {
         fields.push(("Custom", s["customStatus"].to_string()));
     }
+    // Why the instance waits for another node (e.g. one that has its orchestrator).
+    if let Some(reason) = s["stalled"]["reason"].as_str() {
+        let since = history::human_time(&text(&s["stalled"]["since"]), true);
+        fields.push(("Stalled", format!("{reason} (since {since})")));
+    }
     for (name, value) in fields {
         let value = match out.width {
             // The status word may carry colour codes; it is short anyway.
