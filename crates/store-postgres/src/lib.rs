@@ -570,6 +570,11 @@ impl Store for PostgresStore {
         read::page_from_rows(&rows, page_size)
     }
 
+    async fn count_instances(&self) -> Result<durable_store::StatusCounts> {
+        let rows = self.query(&self.inner.sql.count_instances, &[]).await?;
+        read::counts_from_rows(&rows)
+    }
+
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
         let row = self.query_one(&self.inner.sql.purge_instance, &[&instance_id]).await?;
         self.count(&self.inner.metrics.transactions);
@@ -776,6 +781,15 @@ impl Store for PostgresStore {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         let signals = self.inner.signals.clone();
         self.wait(&signals.activities, &self.inner.sql.next_activity_due, max_wait).await;
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.is_listening() {
+            return Err(Error::Unavailable("the PostgreSQL listener connection is down".into()));
+        }
+        // A pooled connection answering shows the pool can reach the server.
+        self.query_one("SELECT 1", &[]).await.map(drop)
     }
 
     fn metrics(&self) -> StoreMetrics {

@@ -68,6 +68,7 @@ async fn a_version_1_schema_is_upgraded() {
         .batch_execute(&format!(
             "DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
              DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
+             DROP INDEX {q}.instances_status; DROP INDEX {q}.instances_name; \
              DELETE FROM {q}.schema_version WHERE version > 1"
         ))
         .await
@@ -79,6 +80,7 @@ async fn a_version_1_schema_is_upgraded() {
     let item = fetch_for(&store, "old", LONG).await;
     store.commit_turn(turn_of(&item)).await.unwrap();
     assert!(store.get_instance("new").await.unwrap().is_some());
+    assert_eq!(store.count_instances().await.unwrap().total(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
