@@ -9,6 +9,7 @@
 //! ```
 
 mod args;
+mod outbox;
 mod remote;
 mod serve;
 

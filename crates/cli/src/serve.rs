@@ -82,6 +82,9 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     if args.trust_forwarded_headers {
         server.http.trust_forwarded_headers = true;
     }
+    if args.no_dashboard {
+        server.dashboard = false;
+    }
     if let Some(hub) = &args.task_hub {
         server.http.task_hub = hub.clone();
     }
@@ -168,6 +171,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let key = verification_key(&data_dir)?;
+    let mut outbox: Option<Arc<dyn durable_dashboard::Outbox>> = None;
     let sms: Arc<dyn SmsSender> = match settings.twilio {
         Some(config) => {
             Arc::new(TwilioSender::new(TwilioClient::new(config).context("invalid Twilio settings")?))
@@ -178,8 +182,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                  verification SMS go to the development outbox instead; see them with `durable outbox --data-dir {}`",
                 data_dir.display()
             );
+            outbox = Some(Arc::new(crate::outbox::OutboxReader::new(&data_dir)));
             Arc::new(DevOutbox::new(&data_dir))
         }
+    };
+    // The dashboard's try-it page runs the sample; it learns about it only from this.
+    let extras = durable_server::DashboardExtras {
+        try_it: Some(durable_dashboard::TryIt {
+            orchestrator: durable_phone_verification::ORCHESTRATOR.into(),
+            answer_event: durable_phone_verification::EVENT.into(),
+            code_digits: settings.verification.code_digits,
+            window: settings.verification.window,
+            outbox,
+        }),
+        event_names: vec![durable_phone_verification::EVENT.into()],
     };
     let sms_description = sms.describe();
     let registry = durable_phone_verification::register(
@@ -195,7 +211,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
     }
     let store_description = durable_server::describe_store(&settings.server);
-    let server = Server::start(settings.server, registry).await?;
+    let dashboard = settings.server.dashboard;
+    let server = Server::start_with(settings.server, registry, extras).await?;
     tracing::info!(
         addr = %server.local_addr(),
         store = %store_description,
@@ -209,6 +226,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     );
     // One machine-readable line on stdout, for scripts and tests that bind port 0.
     println!("listening on http://{}", server.local_addr());
+    if dashboard {
+        tracing::info!("dashboard: http://{}/ (sign in with the system key)", server.local_addr());
+    }
     server.run_until_signal().await;
     tracing::info!("stopped");
     Ok(())

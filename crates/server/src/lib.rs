@@ -104,6 +104,19 @@ pub struct ServerOptions {
     pub allow_no_auth: bool,
     /// Runtime settings.
     pub runtime: RuntimeOptions,
+    /// Serve the web dashboard under `/` (default true; `dashboard = false` turns it off).
+    /// `/healthz` and `/readyz` are served either way.
+    pub dashboard: bool,
+}
+
+/// What the dashboard gets from the code that starts the server (it cannot come from a
+/// config file): the try-it page of a sample, and event names worth offering.
+#[derive(Clone, Default)]
+pub struct DashboardExtras {
+    /// The try-it page of the phone-verification sample.
+    pub try_it: Option<durable_dashboard::TryIt>,
+    /// Event names offered in the raise-event form.
+    pub event_names: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -118,6 +131,7 @@ impl Default for ServerOptions {
             http: HttpOptions::default(),
             allow_no_auth: false,
             runtime: RuntimeOptions::default(),
+            dashboard: true,
         }
     }
 }
@@ -180,7 +194,17 @@ pub struct Server {
 
 impl Server {
     /// Creates the data directory, opens the store, starts the runtime and the HTTP listener.
-    pub async fn start(mut options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+    pub async fn start(options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+        Server::start_with(options, registry, DashboardExtras::default()).await
+    }
+
+    /// [`start`](Server::start), with what the dashboard needs to know about the registered
+    /// orchestrators.
+    pub async fn start_with(
+        mut options: ServerOptions,
+        registry: Registry,
+        extras: DashboardExtras,
+    ) -> Result<Server, Error> {
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
             path: options.data_dir.clone(),
@@ -202,7 +226,7 @@ impl Server {
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
         let stop_http = CancellationToken::new();
         let stop = stop_http.clone();
-        let router = durable_http::router(state);
+        let router = app(&options, &runtime, state, extras);
         let http = tokio::spawn(async move {
             if let Err(e) = durable_http::serve(listener, router, stop.cancelled_owned()).await {
                 tracing::error!(error = %e, "the HTTP server stopped");
@@ -248,6 +272,26 @@ impl Server {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
+}
+
+/// One router for the port: the Durable Functions API, the health checks and (unless turned
+/// off) the dashboard. Their paths are disjoint and `merge` panics on an overlap, so the API
+/// keeps every route it had; unknown paths still get the API's JSON 404.
+fn app(options: &ServerOptions, runtime: &Runtime, state: HttpState, extras: DashboardExtras) -> axum::Router {
+    let mut router = durable_http::router(state).merge(durable_http::health_router(runtime.store().clone()));
+    if options.dashboard {
+        let dashboard = durable_dashboard::DashboardOptions {
+            system_keys: options.http.system_keys.clone(),
+            trust_forwarded_headers: options.http.trust_forwarded_headers,
+            max_body_bytes: options.http.max_body_bytes,
+            event_names: extras.event_names,
+            try_it: extras.try_it,
+            ..Default::default()
+        };
+        let dashboard = durable_dashboard::Dashboard::new(runtime.client(), runtime.store().clone(), dashboard);
+        router = router.merge(durable_dashboard::router(dashboard));
+    }
+    router
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,5 +1,6 @@
 //! The HTTP API against a real runtime on a real SQLite store, through `oneshot`.
 
+mod health;
 mod lifecycle;
 mod security;
 mod serve;
