@@ -129,7 +129,7 @@ pub(crate) fn panel(dashboard: &Dashboard, session: &Session, state: &InstanceSt
                 @if !terminal {
                     details.action data-action="raise-event" {
                         summary { "Raise event…" }
-                        form method="post" action=(format!("{base}/raise-event")) data-confirm {
+                        form method="post" action=(format!("{base}/raise-event")) data-confirm data-clear {
                             (csrf)
                             label for="ev-name" { "Event name" }
                             input #ev-name name="event" type="text" required list="ev-names" autocomplete="off";

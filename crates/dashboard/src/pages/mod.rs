@@ -171,14 +171,51 @@ pub(crate) fn client_error(e: &durable_runtime::client::Error) -> (StatusCode, S
     }
 }
 
+/// What must be escaped in a path segment (RFC 3986), plus `%`; ids keep `-`, `:`, `.` readable.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// What must be escaped in a query parameter value.
+const QUERY: &percent_encoding::AsciiSet = &SEGMENT.add(b'&').add(b'=').add(b'+').add(b';');
+
 /// Percent-encodes a query parameter value.
 pub(crate) fn encode_query(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(value, QUERY).to_string()
 }
 
-/// Percent-encodes one path segment (instance ids may contain spaces, `:`, `%`, …).
+/// Percent-encodes one path segment (instance ids may contain spaces, `%`, non-ASCII, …).
 pub(crate) fn encode_segment(value: &str) -> String {
-    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(value, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_readable_in_links_and_round_trip() {
+        assert_eq!(instance_href("dash-done:1.a"), "/instances/dash-done:1.a");
+        assert_eq!(instance_href("a b%c#d"), "/instances/a%20b%25c%23d");
+        assert_eq!(encode_query("a&b=c+d/e"), "a%26b%3Dc%2Bd%2Fe");
+        let id = "ünï cödé?&%";
+        let encoded = encode_segment(id);
+        assert_eq!(percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap(), id);
+    }
 }
 
 /// The page of an instance.
