@@ -192,9 +192,10 @@ impl Timeline {
                     role="img" aria-labelledby="tl-title tl-desc" data-timeline="true" {
                     title #tl-title { "Timeline" }
                     desc #tl-desc { (summary) }
-                    @for (tx, label) in &ticks {
+                    @for (i, (tx, label)) in ticks.iter().enumerate() {
                         line.tick x1=(fmt(*tx)) x2=(fmt(*tx)) y1="18" y2=(fmt(height - 4.0)) {}
-                        text.ticklabel x=(fmt(*tx)) y="12" text-anchor="middle" { (label) }
+                        text.ticklabel x=(fmt(*tx)) y="12"
+                            text-anchor=(match i { 0 => "start", 4 => "end", _ => "middle" }) { (label) }
                     }
                     @for (row, (_, item)) in rows_in_order.iter().take(shown).enumerate() {
                         @let y = TOP + row as f64 * ROW;
