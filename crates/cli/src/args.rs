@@ -120,7 +120,7 @@ pub enum Command {
     Purge {
         /// Instance id (omit to purge by filter).
         id: Option<String>,
-        /// Also purge an instance that has not finished.
+        /// Also purge instances that have not finished (deletes them while they run).
         #[arg(long)]
         force: bool,
         /// With no id: created at or after (RFC 3339; required by the API).
@@ -192,7 +192,7 @@ pub enum LogFormat {
 /// then defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth), [server.http]
+    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, local_rpc_port), [server.http]
     /// (task_hub, system_keys, max_body_bytes, ...), [server.runtime] (concurrency, leases, cache),
     /// [verification] (window, attempts, code_digits) and [twilio] (account_sid, auth_token,
     /// phone_number, api_base_url). See README.md.
@@ -220,6 +220,12 @@ pub struct ServeArgs {
     /// Serve the HTTP API without a key (local experiments only).
     #[arg(long)]
     pub no_auth: bool,
+    /// Also serve the API WITHOUT a key on 127.0.0.1:PORT (only there), like Durable Functions'
+    /// local RPC endpoint: the Python and JavaScript client SDKs call it through
+    /// `rpcBaseUrl` = http://127.0.0.1:PORT/durabletask/. 0 picks a free port. The main port keeps
+    /// requiring the key. [default: off]
+    #[arg(long, env = "DURABLE_LOCAL_RPC_PORT", value_name = "PORT", value_parser = parse_local_rpc_port)]
+    pub local_rpc_port: Option<u16>,
     /// Build management URLs from X-Forwarded-Host/Proto (only behind a proxy that sets them).
     #[arg(long)]
     pub trust_forwarded_headers: bool,
@@ -250,4 +256,41 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "DURABLE_LOG_FORMAT")]
     pub log_format: LogFormat,
+}
+
+/// `--local-rpc-port`: a port, or `127.0.0.1:PORT` / `localhost:PORT` for those who spell the
+/// address out. Any other address is refused: the endpoint has no key, so it is loopback-only.
+pub fn parse_local_rpc_port(value: &str) -> Result<u16, String> {
+    let value = value.trim();
+    let port = match value.rsplit_once(':') {
+        None => value,
+        Some((host, port)) if host == "127.0.0.1" || host.eq_ignore_ascii_case("localhost") => port,
+        Some((host, _)) => {
+            return Err(format!(
+                "the local RPC endpoint serves the API without a key, so it listens on 127.0.0.1 only, not on \
+                 '{host}'; give just the port (e.g. 17071), and use the main port with the key from other machines"
+            ));
+        }
+    };
+    port.parse().map_err(|_| format!("'{port}' is not a port number (0 to 65535; 0 picks a free one)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_rpc_port_is_a_port_or_a_loopback_address_and_nothing_else() {
+        assert_eq!(parse_local_rpc_port("17071"), Ok(17071));
+        assert_eq!(parse_local_rpc_port("0"), Ok(0));
+        assert_eq!(parse_local_rpc_port("127.0.0.1:17071"), Ok(17071));
+        assert_eq!(parse_local_rpc_port("localhost:8000"), Ok(8000));
+        for refused in ["0.0.0.0:17071", "192.168.0.2:17071", "[::1]:17071", "example.com:1"] {
+            let message = parse_local_rpc_port(refused).unwrap_err();
+            assert!(message.contains("127.0.0.1 only"), "{refused}: {message}");
+        }
+        for bad in ["", "port", "70000", "-1", "127.0.0.1:x"] {
+            assert!(parse_local_rpc_port(bad).unwrap_err().contains("not a port number"), "{bad}");
+        }
+    }
 }

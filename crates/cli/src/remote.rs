@@ -291,6 +291,9 @@ pub async fn purge(api: &Api, args: PurgeArgs<'_>) -> Result<()> {
             if !args.statuses.is_empty() {
                 query.push(("runtimeStatus", args.statuses.join(",")));
             }
+            if args.force {
+                query.push(("force", "true".to_owned()));
+            }
             api.call(Method::DELETE, &format!("{WEBHOOK}/instances"), &query, None).await?
         }
     };
@@ -298,6 +301,10 @@ pub async fn purge(api: &Api, args: PurgeArgs<'_>) -> Result<()> {
         print_json(&reply.body);
     } else {
         println!("purged {} instance(s)", text(&reply.body["instancesDeleted"]));
+        // Unfinished instances are kept unless --force; the server says which and why.
+        if let Some(message) = reply.body["message"].as_str() {
+            eprintln!("{message}");
+        }
     }
     let _ = (reply.status, reply.headers);
     Ok(())

@@ -79,6 +79,9 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     if args.no_auth {
         server.allow_no_auth = true;
     }
+    if let Some(port) = args.local_rpc_port {
+        server.local_rpc_port = Some(port);
+    }
     if args.trust_forwarded_headers {
         server.http.trust_forwarded_headers = true;
     }
@@ -224,7 +227,18 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         "durable serve is ready; the system key is in {}/system.key unless DURABLE_SYSTEM_KEY is set (`durable key` prints it)",
         data_dir.display()
     );
-    // One machine-readable line on stdout, for scripts and tests that bind port 0.
+    if let Some(addr) = server.local_rpc_addr() {
+        tracing::info!(
+            %addr,
+            "the local RPC endpoint serves the API WITHOUT a key on {addr} (loopback only): for the Durable Functions \
+             client SDKs, rpcBaseUrl = http://{addr}/durabletask/"
+        );
+    }
+    // Machine-readable lines on stdout, for scripts and tests that bind port 0; "listening on"
+    // comes last, so a reader that stops there has seen the other.
+    if let Some(addr) = server.local_rpc_addr() {
+        println!("local rpc listening on http://{addr}/durabletask/");
+    }
     println!("listening on http://{}", server.local_addr());
     if dashboard {
         tracing::info!("dashboard: http://{}/ (sign in with the system key)", server.local_addr());

@@ -86,6 +86,7 @@ fn answer(tag: &str) -> HistoryEvent {
         EventKind::EventRaised {
             name: EVENT.into(),
             input: Some(Payload::from_value(&Answer { tag: tag.into() }).unwrap()),
+            id: None,
         },
     )
 }

@@ -97,6 +97,7 @@ pub(crate) struct BufferedEvent {
     pub(crate) seq: u64,
     pub(crate) name: String,
     pub(crate) input: Option<Payload>,
+    pub(crate) id: Option<String>,
 }
 
 /// A `continue_as_new` request.
@@ -122,6 +123,8 @@ pub(crate) struct State {
     pub(crate) cancelled_timers: HashSet<TaskId>,
     /// Raised events nobody has taken yet, FIFO per name (names compare case-insensitively).
     pub(crate) events: HashMap<String, VecDeque<BufferedEvent>>,
+    /// Ids of the raised events this execution received (copies with a known id are dropped).
+    pub(crate) raised_ids: HashSet<String>,
     pub(crate) wakers: Vec<Waker>,
     /// Actions and history events issued by the code in the current (live) episode.
     pub(crate) new_actions: Vec<Action>,
@@ -152,6 +155,7 @@ impl State {
             fired_timers: HashSet::new(),
             cancelled_timers: HashSet::new(),
             events: HashMap::new(),
+            raised_ids: HashSet::new(),
             wakers: Vec::new(),
             new_actions: Vec::new(),
             new_events: Vec::new(),

@@ -8,7 +8,7 @@
 use crate::action::Action;
 use crate::context::{ActionKind, BufferedEvent, OrchestrationContext, Outcome, State};
 use crate::error::{Error, codes};
-use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus};
+use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, event_key};
 use crate::payload::Payload;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -123,6 +123,8 @@ impl Limits {
 pub struct NextExecution {
     /// Input of the new execution.
     pub input: Option<Payload>,
+    /// The `ExecutionStarted` that starts it (same orchestrator and parent, the new input).
+    pub start: HistoryEvent,
     /// Raised events nobody consumed, to deliver to the new execution (in arrival order).
     pub carried_events: Vec<HistoryEvent>,
 }
@@ -241,12 +243,22 @@ impl Execution {
     pub fn waits_for_event(&self, name: &str) -> bool {
         !self.finished
             && !self.suspended
-            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&name.to_lowercase()))
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&event_key(name)))
     }
 
     /// True once the execution ended; it accepts no more turns.
     pub fn is_finished(&self) -> bool {
         self.finished
+    }
+
+    /// Why replaying the history failed (nondeterminism, unknown orchestrator, ...), if it did.
+    pub(crate) fn replay_failure(&self) -> Option<&FailureDetails> {
+        self.failure.as_ref()
+    }
+
+    /// The tasks (activities, timers, sub-orchestrations) the orchestrator still waits for.
+    pub(crate) fn open_tasks(&self) -> std::collections::HashSet<crate::TaskId> {
+        self.ctx.as_ref().map(|ctx| ctx.state().open.keys().copied().collect()).unwrap_or_default()
     }
 
     fn replay_episode(&mut self, episode: &[HistoryEvent], resolver: &dyn OrchestratorResolver) {
@@ -262,7 +274,12 @@ impl Execution {
                 self.apply(event, resolver);
             }
         }
-        if self.finished || self.failure.is_some() || self.terminated.is_some() {
+        // A failure found while replaying (e.g. the orchestrator is not registered here) is not
+        // an end recorded in history: the next live turn reports it and fails the instance.
+        if self.failure.is_some() {
+            return;
+        }
+        if self.finished || self.terminated.is_some() {
             self.finished = true;
             return;
         }
@@ -386,9 +403,12 @@ impl Execution {
             EventKind::TimerFired { timer_id, .. } => {
                 matches!(st.open.get(timer_id), Some(ActionKind::Timer))
             }
-            EventKind::EventRaised { .. } | EventKind::ExecutionTerminated { .. } => true,
+            EventKind::EventRaised { id: Some(id), .. } => !st.raised_ids.contains(id),
+            EventKind::EventRaised { id: None, .. } | EventKind::ExecutionTerminated { .. } => true,
             EventKind::ExecutionSuspended { .. } => !self.suspended,
             EventKind::ExecutionResumed { .. } => self.suspended,
+            // A marker: recorded, changes nothing.
+            EventKind::ExecutionRewound { .. } => true,
             EventKind::ExecutionStarted { .. }
             | EventKind::OrchestratorStarted
             | EventKind::ExecutionCompleted { .. }
@@ -423,6 +443,12 @@ impl Execution {
                 }
                 return;
             }
+            EventKind::EventRaised { id: Some(id), .. } => {
+                // Recorded on arrival (even while suspended), so a later copy is dropped.
+                if let Some(ctx) = &self.ctx {
+                    ctx.state().raised_ids.insert(id.clone());
+                }
+            }
             _ => {}
         }
         if self.suspended {
@@ -453,13 +479,14 @@ impl Execution {
                 st.open.remove(timer_id);
                 st.fired_timers.insert(*timer_id);
             }
-            EventKind::EventRaised { name, input } => {
+            EventKind::EventRaised { name, input, id } => {
                 let seq = st.event_seq;
                 st.event_seq += 1;
-                st.events.entry(name.to_lowercase()).or_default().push_back(BufferedEvent {
+                st.events.entry(event_key(name)).or_default().push_back(BufferedEvent {
                     seq,
                     name: name.clone(),
                     input: input.clone(),
+                    id: id.clone(),
                 });
             }
             _ => return,
@@ -599,8 +626,16 @@ impl Execution {
                     (PollEnd::Ready(Err(f)), _) => Some(Err(f)),
                     (PollEnd::Ready(Ok(_)) | PollEnd::Pending, Some(next)) => {
                         let carried = self.carried_events(ts, next.preserve_unprocessed_events);
+                        let start = HistoryEvent::new(
+                            ts,
+                            EventKind::ExecutionStarted {
+                                name: self.ctx.as_ref().map(|c| c.name().to_owned()).unwrap_or_default(),
+                                input: next.input.clone(),
+                                parent: self.parent.clone(),
+                            },
+                        );
                         result.continue_as_new =
-                            Some(NextExecution { input: next.input.clone(), carried_events: carried });
+                            Some(NextExecution { input: next.input.clone(), start, carried_events: carried });
                         Some(Ok((RuntimeStatus::ContinuedAsNew, next.input)))
                     }
                     (PollEnd::Ready(Ok(output)), None) => Some(Ok((RuntimeStatus::Completed, Some(output)))),
@@ -751,7 +786,10 @@ impl Execution {
         events
             .into_iter()
             .map(|e| {
-                HistoryEvent::new(ts, EventKind::EventRaised { name: e.name.clone(), input: e.input.clone() })
+                HistoryEvent::new(
+                    ts,
+                    EventKind::EventRaised { name: e.name.clone(), input: e.input.clone(), id: e.id.clone() },
+                )
             })
             .collect()
     }

@@ -80,6 +80,13 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The failed execution was rewound: its failed tasks run again (see [`crate::plan_rewind`]).
+    /// Recorded in the first turn after the rewind.
+    ExecutionRewound {
+        /// Reason given by the caller.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The orchestrator scheduled an activity.
     TaskScheduled {
         /// Sequence number of the action.
@@ -155,6 +162,11 @@ pub enum EventKind {
         /// Event data.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input: Option<Payload>,
+        /// Identity of this raise, when it may be delivered more than once (a direct delivery
+        /// whose commit may have landed is also queued): an execution records each id once and
+        /// drops later copies.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// The orchestrator sent an event to another instance.
     EventSent {
@@ -170,6 +182,13 @@ pub enum EventKind {
     },
 }
 
+/// The form in which external event names are compared. Names are case-insensitive, as in
+/// Durable Functions; every place that compares them (waits, the event buffer, event hooks) uses
+/// this one function, so two names either match everywhere or nowhere.
+pub fn event_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 impl EventKind {
     /// The Durable Task Framework name of this event type (`"TaskScheduled"`, ...).
     pub fn type_name(&self) -> &'static str {
@@ -180,6 +199,7 @@ impl EventKind {
             EventKind::ExecutionTerminated { .. } => "ExecutionTerminated",
             EventKind::ExecutionSuspended { .. } => "ExecutionSuspended",
             EventKind::ExecutionResumed { .. } => "ExecutionResumed",
+            EventKind::ExecutionRewound { .. } => "ExecutionRewound",
             EventKind::TaskScheduled { .. } => "TaskScheduled",
             EventKind::TaskCompleted { .. } => "TaskCompleted",
             EventKind::TaskFailed { .. } => "TaskFailed",

@@ -34,6 +34,7 @@ mod execution;
 mod history;
 mod payload;
 mod retry;
+mod rewind;
 mod tasks;
 
 pub use action::Action;
@@ -44,10 +45,13 @@ pub use execution::{
     Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
     OrchestratorResolver, TurnResult, orchestrator_fn,
 };
-pub use history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId};
+pub use history::{
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId, event_key,
+};
 pub use jiff::Timestamp;
 pub use payload::Payload;
 pub use retry::RetryPolicy;
+pub use rewind::{Rewind, RewoundChild, RewoundTask, plan_rewind};
 pub use tasks::{ActivityCall, ContinueAsNewPending, ExternalEvent, SubOrchestrationCall, Timer};
 
 impl OrchestrationContext {

@@ -2,7 +2,7 @@
 
 use crate::context::{OrchestrationContext, Outcome};
 use crate::error::Error;
-use crate::history::TaskId;
+use crate::history::{TaskId, event_key};
 use crate::payload::Payload;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
@@ -177,7 +177,7 @@ pub struct ExternalEvent<T> {
 
 impl<T> ExternalEvent<T> {
     pub(crate) fn new(ctx: OrchestrationContext, name: &str) -> Self {
-        ExternalEvent { ctx, key: name.to_lowercase(), name: name.to_owned(), _output: PhantomData }
+        ExternalEvent { ctx, key: event_key(name), name: name.to_owned(), _output: PhantomData }
     }
 }
 

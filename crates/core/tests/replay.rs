@@ -83,7 +83,14 @@ fn failed(secs: i64, task_id: u32, message: &str) -> HistoryEvent {
 }
 
 fn raised(secs: i64, name: &str, value: impl serde::Serialize) -> HistoryEvent {
-    ev(secs, EventKind::EventRaised { name: name.into(), input: Some(Payload::from_value(&value).unwrap()) })
+    ev(
+        secs,
+        EventKind::EventRaised {
+            name: name.into(),
+            input: Some(Payload::from_value(&value).unwrap()),
+            id: None,
+        },
+    )
 }
 
 fn fired(secs: i64, timer_id: u32) -> HistoryEvent {
@@ -472,6 +479,10 @@ fn continue_as_new_restarts_with_a_new_input_and_can_carry_events() {
     assert_eq!(r[1].status, RuntimeStatus::ContinuedAsNew);
     let next = r[1].continue_as_new.as_ref().unwrap();
     assert_eq!(next.input, Some(Payload::from_value(&2).unwrap()));
+    assert_eq!(
+        next.start.kind,
+        EventKind::ExecutionStarted { name: "c".into(), input: next.input.clone(), parent: None }
+    );
     assert_eq!(next.carried_events.len(), 1);
     assert!(matches!(&next.carried_events[0].kind, EventKind::EventRaised { name, .. } if name == "Other"));
     assert!(matches!(
@@ -731,4 +742,85 @@ fn an_execution_knows_which_events_it_waits_for() {
     assert!(!exec.waits_for_event("Other"));
     exec.run_turn(t(2), vec![raised(2, ANSWER, 7)], &resolver);
     assert!(!exec.waits_for_event(ANSWER), "finished");
+}
+
+/// A raised event carrying an id reaches the orchestrator once: a later copy (a direct delivery
+/// whose commit may have landed is also queued) is dropped, in the same turn or a later one,
+/// live or replayed, and while suspended. Events without an id are never merged.
+#[test]
+fn a_raised_event_with_a_known_id_is_recorded_once() {
+    async fn two(ctx: OrchestrationContext, _: ()) -> Result<(u32, u32), Error> {
+        let a: u32 = ctx.wait_for_external_event("Go").await?;
+        let b: u32 = ctx.wait_for_external_event("Go").await?;
+        Ok((a, b))
+    }
+    let mut reg = Registry::new();
+    reg.add("two", orchestrator_fn("two", two));
+    let with_id = |secs, value: u32, id: &str| {
+        ev(
+            secs,
+            EventKind::EventRaised {
+                name: "Go".into(),
+                input: Some(Payload::from_value(&value).unwrap()),
+                id: Some(id.into()),
+            },
+        )
+    };
+    let (r, history) = drive(
+        &reg,
+        vec![
+            (0, vec![started("two", ())]),
+            // The same raise twice in one turn, then again in a later turn.
+            (1, vec![with_id(1, 1, "x"), with_id(1, 1, "x")]),
+            (2, vec![with_id(2, 1, "x")]),
+            (3, vec![with_id(3, 2, "y")]),
+        ],
+    );
+    assert_eq!(r[1].discarded.len(), 1);
+    assert_eq!(r[2].discarded.len(), 1);
+    assert!(r[2].history.is_empty(), "a turn with only a duplicate leaves no episode");
+    assert_eq!(output::<(u32, u32)>(&r[3]), (1, 2));
+    let recorded = history.iter().filter(|e| matches!(e.kind, EventKind::EventRaised { .. })).count();
+    assert_eq!(recorded, 2);
+
+    // Without ids, two equal events are two events.
+    let (r, _) =
+        drive(&reg, vec![(0, vec![started("two", ())]), (1, vec![raised(1, "Go", 7), raised(1, "Go", 7)])]);
+    assert_eq!(output::<(u32, u32)>(&r[1]), (7, 7));
+
+    // While suspended, the copy is dropped on arrival too.
+    let suspend = ev(1, EventKind::ExecutionSuspended { reason: None });
+    let resume = ev(3, EventKind::ExecutionResumed { reason: None });
+    let (r, _) = drive(
+        &reg,
+        vec![
+            (0, vec![started("two", ())]),
+            (1, vec![suspend, with_id(1, 1, "x")]),
+            (2, vec![with_id(2, 1, "x")]),
+            (3, vec![resume, with_id(3, 2, "y")]),
+        ],
+    );
+    assert_eq!(r[2].discarded.len(), 1);
+    assert_eq!(output::<(u32, u32)>(&r[3]), (1, 2));
+}
+
+/// Issue 9, defect 1, in the engine: an execution rebuilt on a node that lacks its
+/// orchestrator must not swallow the turn's messages (it used to end up "finished", drop the
+/// timer and commit the instance as Running forever). Its next turn fails the instance with
+/// `[DT0002]`, which is what `unknown_functions = "fail"` asks for; the runtime's default never
+/// runs such a turn at all.
+#[test]
+fn a_replay_without_the_orchestrator_fails_the_next_turn_instead_of_dropping_it() {
+    let (_, history) =
+        drive(&Registry::new(), vec![(0, vec![started("verify", "+1")]), (1, vec![completed(1, 0, 42)])]);
+    let empty = Registry(HashMap::new());
+    let mut exec = Execution::from_history("inst", "exec", &history, &empty.resolver());
+    assert!(!exec.is_finished());
+    let r = exec.run_turn(t(90), vec![fired(90, 1)], &empty.resolver());
+    assert_eq!(r.status, RuntimeStatus::Failed);
+    assert!(r.failure.as_ref().unwrap().message.contains("DT0002"), "{:?}", r.failure);
+    assert!(matches!(
+        r.history.last().map(|e| &e.kind),
+        Some(EventKind::ExecutionCompleted { status: RuntimeStatus::Failed, .. })
+    ));
 }

@@ -1,4 +1,5 @@
-//! Management actions on an instance: raise event, terminate, suspend, resume, restart, purge.
+//! Management actions on an instance: raise event, terminate, suspend, resume, rewind, restart,
+//! purge.
 //!
 //! Each action is a form inside a disclosure: opening it and pressing its button are the two
 //! steps of the confirmation, with or without JavaScript. The script submits the form in the
@@ -87,6 +88,10 @@ async fn perform(dashboard: &Dashboard, id: &str, action: &str, form: &ActionFor
             client.resume(id, reason(form)).await.map_err(failed)?;
             Ok(Flash::ok("Resume requested."))
         }
+        "rewind" => {
+            client.rewind(id, reason(form)).await.map_err(failed)?;
+            Ok(Flash::ok("Rewind requested: the failed work runs again; what succeeded is kept."))
+        }
         "restart" => {
             let new_id = form.new_id.is_some();
             let started = client.restart(id, new_id).await.map_err(failed)?;
@@ -173,6 +178,18 @@ pub(crate) fn panel(dashboard: &Dashboard, session: &Session, state: &InstanceSt
                                 p.hint { "Events are kept and delivered after it is resumed." }
                                 button.primary type="submit" { "Suspend instance" }
                             }
+                        }
+                    }
+                }
+                @if state.status == RuntimeStatus::Failed {
+                    details.action data-action="rewind" {
+                        summary { "Rewind…" }
+                        form method="post" action=(format!("{base}/rewind")) data-confirm {
+                            (csrf)
+                            label for="rw-reason" { "Reason (optional)" }
+                            input #rw-reason name="reason" type="text";
+                            p.hint { "Runs the failed activities and sub-orchestrations again and continues from there; what succeeded is not run again." }
+                            button.primary type="submit" { "Rewind instance" }
                         }
                     }
                 }

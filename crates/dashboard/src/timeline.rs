@@ -122,6 +122,7 @@ impl Timeline {
                 }
                 EventKind::ExecutionSuspended { .. } => marks.push(Mark { label: "suspended".into(), at, class: "lifecycle" }),
                 EventKind::ExecutionResumed { .. } => marks.push(Mark { label: "resumed".into(), at, class: "lifecycle" }),
+                EventKind::ExecutionRewound { .. } => marks.push(Mark { label: "rewound".into(), at, class: "lifecycle" }),
                 EventKind::ExecutionTerminated { .. } => marks.push(Mark { label: "terminated".into(), at, class: "lifecycle" }),
                 EventKind::ExecutionCompleted { status, .. } => {
                     marks.push(Mark { label: status.as_str().to_lowercase(), at, class: "lifecycle" })
@@ -313,6 +314,7 @@ mod tests {
             completed_at: completed.map(at),
             parent_instance_id: None,
             history_len: 0,
+            stall: None,
         }
     }
 
@@ -329,7 +331,7 @@ mod tests {
             ev(300, EventKind::OrchestratorStarted),
             ev(250, EventKind::SubOrchestrationFailed { task_id: 2, failure: FailureDetails::new("E", "x") }),
             ev(400, EventKind::OrchestratorStarted),
-            ev(380, EventKind::EventRaised { name: "Answer".into(), input: None }),
+            ev(380, EventKind::EventRaised { name: "Answer".into(), input: None, id: None }),
             ev(400, EventKind::ExecutionCompleted { status: RuntimeStatus::Completed, result: None, failure: None }),
         ];
         let t = Timeline::build(&history, &state(RuntimeStatus::Completed, Some(400)), at(10_000));

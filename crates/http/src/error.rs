@@ -18,11 +18,19 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The JSON body of every error response.
+/// The JSON body of every error response: our `error` (kind) and `message`, then the fields of
+/// Durable Functions' ASP.NET `HttpError` body, which its client SDKs read (the Python SDK raises
+/// `ExceptionMessage` of a 400 from start). No `StackTrace`: internals stay in the log.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
+    #[serde(rename = "Message")]
+    df_message: &'a str,
+    #[serde(rename = "ExceptionMessage")]
+    df_exception_message: &'a str,
+    #[serde(rename = "ExceptionType")]
+    df_exception_type: &'static str,
 }
 
 /// The hint appended to every invalid-JSON message: strict JSON differs from Durable Functions'
@@ -181,10 +189,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The .NET exception type Durable Functions reports for this class of failure, in the
+    /// `ExceptionType` field: its HTTP handler turns `ArgumentException`s into 400s, and state
+    /// conflicts are `InvalidOperationException`s.
+    pub fn exception_type(&self) -> &'static str {
+        use StatusCode as S;
+        match self.status {
+            S::UNAUTHORIZED | S::FORBIDDEN => "System.UnauthorizedAccessException",
+            S::REQUEST_TIMEOUT | S::SERVICE_UNAVAILABLE | S::GATEWAY_TIMEOUT => "System.TimeoutException",
+            S::CONFLICT | S::GONE | S::PRECONDITION_FAILED => "System.InvalidOperationException",
+            S::NOT_IMPLEMENTED => "System.NotImplementedException",
+            s if s.is_client_error() => "System.ArgumentException",
+            _ => "System.Exception",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&ErrorBody { error: self.kind, message: &self.message })
-            .unwrap_or_else(|_| b"{}".to_vec());
+        let body = serde_json::to_vec(&ErrorBody {
+            error: self.kind,
+            message: &self.message,
+            df_message: &self.message,
+            df_exception_message: &self.message,
+            df_exception_type: self.exception_type(),
+        })
+        .unwrap_or_else(|_| b"{}".to_vec());
         let mut response = (self.status, body).into_response();
         response
             .headers_mut()
@@ -233,6 +264,23 @@ mod tests {
         let e: ApiError =
             ClientError::UnknownOrchestrator { name: "X".into(), registered: "Alpha, Beta".into() }.into();
         assert!(e.message.contains("Alpha, Beta"), "{}", e.message);
+    }
+
+    #[test]
+    fn exception_types_follow_durable_functions_by_status() {
+        let of = |status: u16| {
+            ApiError::new(StatusCode::from_u16(status).unwrap(), "K", "m").exception_type().to_owned()
+        };
+        assert_eq!(of(400), "System.ArgumentException");
+        assert_eq!(of(404), "System.ArgumentException");
+        assert_eq!(of(413), "System.ArgumentException");
+        assert_eq!(of(401), "System.UnauthorizedAccessException");
+        assert_eq!(of(409), "System.InvalidOperationException");
+        assert_eq!(of(410), "System.InvalidOperationException");
+        assert_eq!(of(408), "System.TimeoutException");
+        assert_eq!(of(503), "System.TimeoutException");
+        assert_eq!(of(501), "System.NotImplementedException");
+        assert_eq!(of(500), "System.Exception");
     }
 
     #[test]

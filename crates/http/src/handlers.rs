@@ -246,33 +246,49 @@ fn page_response(items: Vec<StatusPayload>, continuation: Option<String>) -> Res
 
 // ------------------------------------------------------------------------------------ purge
 
+/// The body of a purge answer: Durable Functions' `{"instancesDeleted": n}`, plus a `message`
+/// when something asked for was deliberately left alone.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Purged {
     instances_deleted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
-/// `DELETE {base}/instances/{id}[?force=true]`.
+/// `DELETE {base}/instances/{id}[?force=true]`. An instance that has not finished is kept and
+/// the answer is `200 {"instancesDeleted": 0, "message": …}`: the Durable Functions SDKs accept
+/// only 200 and 404 from purge (Durable Functions itself answers 412, which they turn into an
+/// exception), and deleting the state of a running instance is never what a client meant.
+/// `force=true` purges it anyway.
 pub(crate) async fn purge_one(
     State(state): State<HttpState>,
     params: Params,
     PathArgs(id): PathArgs<String>,
 ) -> Result {
-    let deleted = state.client.purge(&id, params.flag("force", false)).await.map_err(|e| match e {
-        ClientError::Conflict(msg) => ApiError::new(
-            StatusCode::CONFLICT,
-            "InstanceNotFinished",
-            format!("{msg}: add force=true to the query to purge it anyway"),
-        ),
-        other => other.into(),
-    })?;
+    let deleted = match state.client.purge(&id, params.flag("force", false)).await {
+        Ok(deleted) => deleted,
+        // The only conflict of purge: the instance has not finished.
+        Err(ClientError::Conflict(reason)) => {
+            let message = format!(
+                "nothing was deleted: {reason} (add force=true to the query to delete it while it runs)"
+            );
+            return Ok(json_response(
+                StatusCode::OK,
+                &Purged { instances_deleted: 0, message: Some(message) },
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if deleted == 0 {
         return Err(ApiError::instance_not_found(&id));
     }
-    Ok(json_response(StatusCode::OK, &Purged { instances_deleted: deleted }))
+    Ok(json_response(StatusCode::OK, &Purged { instances_deleted: deleted, message: None }))
 }
 
-/// `DELETE {base}/instances?createdTimeFrom=…[&createdTimeTo=…][&runtimeStatus=…]`.
+/// `DELETE {base}/instances?createdTimeFrom=…[&createdTimeTo=…][&runtimeStatus=…][&force=true]`.
+/// As in Durable Functions, only finished instances (Completed, Failed, Terminated) are purged:
+/// unfinished statuses in `runtimeStatus` are skipped (and said so) unless `force=true`.
 pub(crate) async fn purge_many(State(state): State<HttpState>, params: Params) -> Result {
     let Some(created_from) = params.time("createdTimeFrom")? else {
         return Err(ApiError::bad_request(
@@ -280,30 +296,46 @@ pub(crate) async fn purge_many(State(state): State<HttpState>, params: Params) -
         ));
     };
     let created_to = params.time("createdTimeTo")?;
-    let Some(statuses) = params.statuses()? else {
-        return Err(nothing_purged());
+    let Some(mut statuses) = params.statuses()? else {
+        return Err(nothing_purged(None));
     };
-    let unfinished: Vec<&str> = statuses.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect();
-    if !unfinished.is_empty() && !params.flag("force", false) {
-        return Err(ApiError::bad_request(format!(
-            "purging unfinished instances ({}) deletes them while they run; add force=true to do it anyway",
-            unfinished.join(", ")
-        )));
+    let mut skipped = None;
+    if !params.flag("force", false) {
+        let unfinished: Vec<&str> =
+            statuses.iter().filter(|s| !s.is_terminal()).map(|s| s.as_str()).collect();
+        if !unfinished.is_empty() {
+            skipped = Some(format!(
+                "unfinished instances ({}) are not purged unless force=true is added (it deletes them while they run)",
+                unfinished.join(", ")
+            ));
+            statuses.retain(|s| s.is_terminal());
+            if statuses.is_empty() {
+                return Err(ApiError::not_found(format!(
+                    "nothing was deleted: {}",
+                    skipped.unwrap_or_default()
+                )));
+            }
+        }
     }
     let deleted = state
         .client
         .purge_by(&PurgeFilter { created_from: Some(created_from), created_to, statuses })
         .await?;
     if deleted == 0 {
-        return Err(nothing_purged());
+        return Err(nothing_purged(skipped));
     }
-    Ok(json_response(StatusCode::OK, &Purged { instances_deleted: deleted }))
+    Ok(json_response(StatusCode::OK, &Purged { instances_deleted: deleted, message: skipped }))
 }
 
-fn nothing_purged() -> ApiError {
-    ApiError::not_found(
-        "no instances matched the filter, nothing was deleted; without runtimeStatus only Completed, Failed and Terminated instances are purged",
-    )
+/// Durable Functions answers 404 when a purge by filter deleted nothing; the SDKs read it as
+/// "0 deleted".
+fn nothing_purged(skipped: Option<String>) -> ApiError {
+    let message = "no instances matched the filter, nothing was deleted; without runtimeStatus only \
+        Completed, Failed and Terminated instances are purged";
+    ApiError::not_found(match skipped {
+        Some(skipped) => format!("{message}; {skipped}"),
+        None => message.to_owned(),
+    })
 }
 
 // ------------------------------------------------------------------------- events, lifecycle
@@ -395,12 +427,26 @@ pub(crate) async fn restart(
     }
 }
 
-/// `POST {base}/instances/{id}/rewind`: not supported.
-pub(crate) async fn rewind() -> ApiError {
+/// `POST {base}/instances/{id}/rewind?reason=`: a Failed instance runs its failed work again
+/// (202); 404 unknown, 409 not Failed (or its history no longer replays with this code).
+pub(crate) async fn rewind(
+    State(state): State<HttpState>,
+    params: Params,
+    PathArgs(id): PathArgs<String>,
+) -> Result {
+    state.client.rewind(&id, params.get("reason")).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `{base}/entities/...`, every method: durable has no durable entities yet. A 501 with a
+/// message (rather than "no such route") lets the SDKs' `signalEntity`/`readEntityState` report
+/// it honestly.
+pub(crate) async fn entities() -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         "NotImplemented",
-        "rewind is not supported; restart the instance instead (POST …/instances/{id}/restart) to run it again with the same input",
+        "entities are not supported yet: durable runs orchestrations and activities; keep entity state in an \
+         orchestration (events and custom status) or in your own store for now",
     )
 }
 

@@ -12,15 +12,36 @@
 //!   `showHistory`, `showHistoryOutput`, `showInput`, `returnInternalServerErrorOnFailure`),
 //!   `GET /instances` (paged with `x-ms-continuation-token`), `DELETE /instances/{id}` and
 //!   `DELETE /instances` (purge), and `POST /instances/{id}/` `raiseEvent/{name}`,
-//!   `terminate`, `suspend`, `resume`, `restart`, `rewind` (501).
+//!   `terminate`, `suspend`, `resume`, `restart`, `rewind`. `/entities/...` answers 501
+//!   (durable entities are not supported yet) for every method.
+//!
+//! [`local_rpc_router`] serves the same API without a key (also under `/durabletask`, the path
+//! of Durable Functions' local RPC endpoint that the Python and JavaScript SDKs call through
+//! `rpcBaseUrl`), for a listener bound to loopback.
 //!
 //! Differences from Durable Functions, all deliberate: starting an id that is still running is
-//! `409 Conflict` (not 500); suspending a suspended or resuming a running instance is 409;
-//! purging an unfinished instance needs `force=true`; restart of an unknown instance is 404;
-//! JSON is parsed strictly (`0042` is a 400, not octal 34); unparsable time filters and unknown
-//! `runtimeStatus` names are 400 instead of being ignored (`Canceled`, which is never produced,
-//! is accepted and matches nothing); a `taskHub` other than ours is a 400. Every error is JSON
-//! `{"error": "<Kind>", "message": "<what to do>"}`, and every response carries
+//! `409 Conflict` (not 500); suspend and resume are queued and applied in the order they were
+//! accepted, so a resume right after a suspend always resumes, and one that finds the instance
+//! already in that state is accepted and changes nothing (`202`, not 500); restart of an
+//! unknown instance is 404; JSON is parsed strictly (`0042` is a 400, not octal 34);
+//! unparsable time filters and unknown `runtimeStatus` names are 400 instead of being ignored
+//! (`Canceled`, which is never produced, is accepted and matches nothing); a `taskHub` other
+//! than ours is a 400.
+//!
+//! **Purge never deletes an unfinished instance unless asked with `force=true`.** The official
+//! SDKs accept only 200 and 404 from purge, so `DELETE /instances/{id}` of a Pending, Running or
+//! Suspended instance answers `200 {"instancesDeleted": 0, "message": …}` and keeps it (Durable
+//! Functions answers 412 there, which the SDKs raise as an exception; older versions deleted
+//! it). Purge by filter processes only Completed, Failed and Terminated instances, as Durable
+//! Functions' does: unfinished statuses in `runtimeStatus` are skipped and named in `message`,
+//! and when nothing is left to purge the answer is Durable Functions' 404 for "nothing
+//! deleted". With `force=true` both delete unfinished instances too (for operators).
+//!
+//! Every error is JSON `{"error": "<Kind>", "message": "<what to do>"}` plus the fields of
+//! Durable Functions' `HttpError` body that its SDKs read: `Message` and `ExceptionMessage` (the
+//! same message) and `ExceptionType` (the .NET exception Durable Functions reports for that
+//! kind of failure, e.g. `System.ArgumentException` for a 400; see
+//! [`ApiError::exception_type`]); never a stack trace. Every response carries
 //! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!
 //! [`health_router`] serves `GET /healthz` and `GET /readyz` for load balancers (no key).
@@ -64,12 +85,12 @@ pub use health::{READY_TIMEOUT, health_router};
 pub use middleware::KEY_HEADER;
 pub use options::HttpOptions;
 pub use serve::{ServeOptions, serve, serve_with};
-pub use urls::WEBHOOK_PATH;
+pub use urls::{LOCAL_RPC_PATH, WEBHOOK_PATH};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use durable_runtime::Client;
 use serde::Serialize;
 use std::sync::Arc;
@@ -129,10 +150,31 @@ fn webhook_routes() -> Router<HttpState> {
         .route("/instances/{id}/resume", post(resume))
         .route("/instances/{id}/restart", post(restart))
         .route("/instances/{id}/rewind", post(rewind))
+        .route("/entities", any(entities))
+        .route("/entities/", any(entities))
+        .route("/entities/{*rest}", any(entities))
 }
 
 /// The whole API. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: HttpState) -> Router {
+    build(state, Router::new())
+}
+
+/// The API for the **local RPC endpoint**, like Durable Functions' key-less listener on
+/// `http://127.0.0.1:17071/durabletask/` that the out-of-process SDKs call through `rpcBaseUrl`
+/// (the Python SDK never sends a key). It serves everything [`router`] does, also under
+/// [`LOCAL_RPC_PATH`], **without a key**: the keys of `state` are dropped, so no request needs
+/// one and no URL it hands out carries one. Serve it on a loopback listener only (the server
+/// refuses any other address); forwarded headers are ignored, since no proxy stands in front.
+pub fn local_rpc_router(state: HttpState) -> Router {
+    let mut options = (*state.options).clone();
+    options.system_keys.clear();
+    options.trust_forwarded_headers = false;
+    let state = HttpState { client: state.client, options: Arc::new(options) };
+    build(state, Router::new().nest(LOCAL_RPC_PATH, webhook_routes()))
+}
+
+fn build(state: HttpState, extra: Router<HttpState>) -> Router {
     use handlers::{fallback, start_http, start_http_with_id};
     let timeout = state.options.request_timeout;
     Router::new()
@@ -143,6 +185,7 @@ pub fn router(state: HttpState) -> Router {
         .nest(WEBHOOK_PATH, webhook_routes())
         // ASP.NET routing is case-insensitive and the docs spell it both ways.
         .nest("/runtime/webhooks/durableTask", webhook_routes())
+        .merge(extra)
         // Only matched routes are guarded: unknown paths are a plain 404 for everyone.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::guard))
         .fallback(fallback)

@@ -17,9 +17,21 @@ pub(crate) struct StatusPayload {
     output: Option<Payload>,
     created_time: String,
     last_updated_time: String,
+    /// Ours, not Durable Functions': why the instance waits for another node (e.g. the one this
+    /// request reached lacks its orchestrator). Present only while that is so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stalled: Option<StallItem>,
     // Omitted entirely unless asked for, as in Durable Functions.
     #[serde(skip_serializing_if = "Option::is_none")]
     history_events: Option<Vec<HistoryItem>>,
+}
+
+/// `stalled` of the status payload.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StallItem {
+    reason: String,
+    since: String,
 }
 
 impl StatusPayload {
@@ -42,6 +54,7 @@ impl StatusPayload {
             output,
             created_time: seconds(state.created_at),
             last_updated_time: seconds(state.last_updated_at),
+            stalled: state.stall.map(|s| StallItem { reason: s.reason, since: seconds(s.since) }),
             history_events: history,
         }
     }
@@ -200,7 +213,9 @@ pub(crate) fn render_history(
                     item.input = reason.as_ref().and_then(|r| Payload::from_value(r).ok());
                 }
             }
-            EventKind::ExecutionSuspended { reason } | EventKind::ExecutionResumed { reason } => {
+            EventKind::ExecutionSuspended { reason }
+            | EventKind::ExecutionResumed { reason }
+            | EventKind::ExecutionRewound { reason } => {
                 item.reason = reason.clone();
             }
             EventKind::TaskScheduled { name, input: i, .. } => {
@@ -227,7 +242,7 @@ pub(crate) fn render_history(
             EventKind::TimerCreated { fire_at, .. } | EventKind::TimerFired { fire_at, .. } => {
                 item.fire_at = Some(fire_at.to_string());
             }
-            EventKind::EventRaised { name, input: i } => {
+            EventKind::EventRaised { name, input: i, .. } => {
                 item.name = Some(name.clone());
                 item.input = input(i);
             }
@@ -278,7 +293,10 @@ mod tests {
                 EventKind::TimerCreated { id: 1, fire_at: ts("2026-01-01T00:01:31Z") },
             ),
             ev("2026-01-01T00:00:02Z", EventKind::OrchestratorStarted),
-            ev("2026-01-01T00:00:02Z", EventKind::EventRaised { name: "Answer".into(), input: p("2168") }),
+            ev(
+                "2026-01-01T00:00:02Z",
+                EventKind::EventRaised { name: "Answer".into(), input: p("2168"), id: None },
+            ),
             ev(
                 "2026-01-01T00:00:02Z",
                 EventKind::ExecutionCompleted {
@@ -392,6 +410,7 @@ mod tests {
             completed_at: None,
             parent_instance_id: None,
             history_len: 3,
+            stall: None,
         }
     }
 
@@ -417,5 +436,19 @@ mod tests {
         st.failure = Some(FailureDetails::new("Error", "phone number is missing"));
         let v = serde_json::to_value(StatusPayload::new(st, true, None)).unwrap();
         assert_eq!(v["output"], "phone number is missing");
+    }
+
+    #[test]
+    fn a_stall_is_shown_only_while_there_is_one() {
+        let mut st = state(RuntimeStatus::Running);
+        st.stall = Some(durable_store::Stall {
+            reason: "[DT0002] no orchestrator".into(),
+            since: ts("2026-01-01T10:21:00.5Z"),
+        });
+        let v = serde_json::to_value(StatusPayload::new(st, true, None)).unwrap();
+        assert_eq!(
+            v["stalled"],
+            json!({"reason": "[DT0002] no orchestrator", "since": "2026-01-01T10:21:00Z"})
+        );
     }
 }

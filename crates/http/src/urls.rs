@@ -12,6 +12,10 @@ use serde::Serialize;
 /// Path of the built-in management API.
 pub const WEBHOOK_PATH: &str = "/runtime/webhooks/durabletask";
 
+/// Path of the same API on the key-less local RPC endpoint (Durable Functions' `rpcBaseUrl` is
+/// `http://127.0.0.1:17071/durabletask/`), served by [`local_rpc_router`](crate::local_rpc_router).
+pub const LOCAL_RPC_PATH: &str = "/durabletask";
+
 /// Everything but RFC 3986 unreserved characters is encoded, in path segments and query values
 /// alike (an instance id may contain `:`, `%`, spaces, `&`...).
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');

@@ -214,24 +214,17 @@ mod humantime_secs {
     }
 }
 
-/// Parses `"90s"`, `"2m"`, `"1h"`, `"500ms"` or a plain number of seconds.
+/// Parses a duration: `"90s"`, `"2m"`, `"1h30m"`, `"500ms"`, `"2 minutes"` (jiff's friendly
+/// format), or a plain number of seconds. Negative, fractional-nanosecond or absurdly large
+/// values are an error, never a panic.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let (number, unit) =
-        t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
-    let value: f64 =
-        number.parse().map_err(|_| format!("'{text}' is not a duration; use e.g. 90s, 2m, 1h or 500ms"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "s" | "sec" | "secs" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("'{text}' has an unknown unit; use ms, s, m or h")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("'{text}' is not a valid duration"));
+    let bad = || format!("'{text}' is not a duration; use e.g. 90s, 2m, 1h30m or 500ms");
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{text}' is too large"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let signed: jiff::SignedDuration = t.parse().map_err(|_| bad())?;
+    Duration::try_from(signed).map_err(|_| format!("'{text}' is negative; use a positive duration"))
 }
 
 #[cfg(test)]
@@ -244,8 +237,27 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    /// Issue 9, defect 5: a huge window in the config file panicked in
+    /// `Duration::from_secs_f64`; every input is an error or a value, never a panic.
+    #[test]
+    fn absurd_durations_are_errors_not_panics() {
+        for text in
+            ["1e30s", "100000000000000000000s", "99999999999999999999", "18446744073709551616", "1e308h"]
+        {
+            assert!(parse_duration(text).is_err(), "{text}");
+        }
+        let toml_like: Result<VerificationOptions, _> =
+            serde_json::from_str(r#"{"window": "100000000000000000000000s"}"#);
+        assert!(toml_like.is_err());
+        let huge: VerificationOptions = serde_json::from_str(r#"{"window": 18446744073709551615}"#).unwrap();
+        assert!(huge.validate().is_err(), "a window over 24 h is refused by validate");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! task, so a panic is contained), keeps their leases alive while they run, and reports the
 //! outcome to the instance.
 
-use crate::Shared;
 use crate::dispatch::Dispatcher;
 use crate::registry::ActivityContext;
+use crate::{Shared, UnknownFunctions};
 use durable_core::{FailureDetails, codes};
 use durable_store::{ActivityOutcome, ActivityWorkItem, Error as StoreError};
 use std::sync::Arc;
@@ -42,7 +42,25 @@ impl Dispatcher for Activities {
 
 async fn execute(shared: &Shared, item: ActivityWorkItem) {
     let mut lease = item.lease.clone();
-    let outcome = match shared.registry.get_activity(&item.name) {
+    let activity = shared.registry.get_activity(&item.name);
+    if activity.is_none() && shared.options.unknown_functions == UnknownFunctions::Wait {
+        // Never consume what this node cannot process: the work item stays for a node that
+        // has the activity. Its attempt count (persisted at every fetch) sets the delay, so
+        // the backoff survives restarts.
+        let reason = format!(
+            "[{}] no activity named '{}' is registered on the node that tried to run it; the activity \
+             waits for a node that has it",
+            codes::UNKNOWN_ACTIVITY,
+            item.name
+        );
+        crate::stalls::leave_to_another_node(shared, &item.instance_id, &reason).await;
+        let delay = crate::stalls::backoff(item.attempt.saturating_sub(1));
+        if let Err(e) = shared.store.abandon_activity_work(&lease, delay).await {
+            debug!(error = %e, "could not release the activity; its lease will expire");
+        }
+        return;
+    }
+    let outcome = match activity {
         None => ActivityOutcome::Failed(
             FailureDetails::new(
                 "UnknownActivity",

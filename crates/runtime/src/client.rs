@@ -257,12 +257,14 @@ impl Client {
                     return Err(e);
                 }
             };
-            let event = self.event(name, data);
+            // The id makes a second copy harmless: when the commit fails in a way that leaves
+            // its outcome unknown (a connection lost during COMMIT), the event is queued as
+            // well, and the execution drops whichever copy comes second.
+            let event = self.event(name, data, Some(new_event_id()));
             if crate::orchestrations::process_with(&self.shared, item, vec![event.clone()]).await {
                 self.shared.metrics.direct_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok(());
             }
-            // The turn was not committed, so neither was the event: queue it instead.
             return Ok(store.send_message(instance_id, event).await?);
         }
         let mut data = data;
@@ -277,7 +279,7 @@ impl Client {
             }
             data = self.apply_hook(&state.name, instance_id, name, data)?;
         }
-        Ok(store.send_message(instance_id, self.event(name, data)).await?)
+        Ok(store.send_message(instance_id, self.event(name, data, None)).await?)
     }
 
     fn apply_hook(
@@ -294,10 +296,10 @@ impl Client {
         Ok(data)
     }
 
-    fn event(&self, name: &str, data: Option<Payload>) -> HistoryEvent {
+    fn event(&self, name: &str, data: Option<Payload>, id: Option<String>) -> HistoryEvent {
         HistoryEvent::new(
             self.shared.clock.now(),
-            EventKind::EventRaised { name: name.to_owned(), input: data },
+            EventKind::EventRaised { name: name.to_owned(), input: data, id },
         )
     }
 
@@ -311,11 +313,13 @@ impl Client {
     }
 
     /// Suspends the instance: events are kept but not processed until it is resumed.
+    ///
+    /// Suspend and resume requests are queued like every message and applied in the order they
+    /// were accepted, so a resume sent right after a suspend always resumes. A request that
+    /// finds the instance already in that state when its turn comes changes nothing (so it is
+    /// accepted rather than refused on a status that a queued request is about to change).
+    /// Fails with [`Error::NotFound`] or [`Error::InstanceFinished`].
     pub async fn suspend(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status == RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!("instance '{instance_id}' is already suspended")));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionSuspended { reason: reason.map(str::to_owned) },
@@ -323,20 +327,108 @@ impl Client {
         Ok(self.shared.store.send_message(instance_id, event).await?)
     }
 
-    /// Resumes a suspended instance.
+    /// Resumes a suspended instance; see [`suspend`](Self::suspend) for the ordering.
     pub async fn resume(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
-        let state = self.existing(instance_id).await?;
-        if state.status != RuntimeStatus::Suspended {
-            return Err(Error::Conflict(format!(
-                "instance '{instance_id}' is {} and not suspended; only suspended instances can be resumed",
-                state.status
-            )));
-        }
         let event = HistoryEvent::new(
             self.shared.clock.now(),
             EventKind::ExecutionResumed { reason: reason.map(str::to_owned) },
         );
         Ok(self.shared.store.send_message(instance_id, event).await?)
+    }
+
+    /// Rewinds a `Failed` instance as Durable Functions does: its failed activities and
+    /// sub-orchestrations run again, everything that succeeded is kept, and it is `Running`
+    /// again (see [`durable_core::plan_rewind`] for the exact rule). A failed sub-orchestration
+    /// is rewound too (a finished one that no longer exists or was terminated is started again;
+    /// a completed one delivers its output again). Fails with [`Error::NotFound`], and with
+    /// [`Error::Conflict`] when the instance is not `Failed` or its history no longer replays
+    /// with this node's code.
+    pub async fn rewind(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        // Children are rewound after their parent, so their completions find it running.
+        let mut todo = vec![instance_id.to_owned()];
+        while let Some(id) = todo.pop() {
+            todo.extend(self.rewind_one(&id, reason).await?);
+        }
+        Ok(())
+    }
+
+    /// Rewinds one instance; returns the failed children to rewind next.
+    async fn rewind_one(&self, instance_id: &str, reason: Option<&str>) -> Result<Vec<String>> {
+        let state = self.required(instance_id).await?;
+        if state.status != RuntimeStatus::Failed {
+            return Err(Error::Conflict(format!(
+                "instance '{instance_id}' is {}; only Failed instances can be rewound",
+                state.status
+            )));
+        }
+        let store = &self.shared.store;
+        let history = store.read_history(instance_id).await?;
+        let now = self.shared.clock.now();
+        let plan = durable_core::plan_rewind(
+            instance_id,
+            &state.execution_id,
+            &history,
+            &*self.shared.registry,
+            now,
+            reason.map(str::to_owned),
+        )
+        .map_err(|why| Error::Conflict(format!("instance '{instance_id}' cannot be rewound: {why}")))?;
+        let mut messages = plan.messages;
+        let mut new_instances = Vec::new();
+        let mut failed_children = Vec::new();
+        for child in plan.sub_orchestrations {
+            let parent = durable_core::ParentInstance {
+                instance_id: instance_id.to_owned(),
+                execution_id: state.execution_id.clone(),
+                task_id: child.task_id,
+            };
+            let existing = store.get_instance(&child.instance_id).await?;
+            let ours =
+                existing.as_ref().is_some_and(|c| c.parent_instance_id.as_deref() == Some(instance_id));
+            match existing {
+                Some(c) if ours && c.status == RuntimeStatus::Failed => failed_children.push(c.instance_id),
+                // Its completion reached the failed parent and was dropped: deliver it again.
+                Some(c) if ours && c.status == RuntimeStatus::Completed => messages.push(HistoryEvent::new(
+                    now,
+                    EventKind::SubOrchestrationCompleted { task_id: child.task_id, result: c.output },
+                )),
+                // Still running: its completion will arrive.
+                Some(c) if ours && !c.status.is_terminal() => {}
+                // Gone, terminated, or the id belongs to someone else: start it again.
+                _ => new_instances.push(CreateInstance {
+                    instance_id: child.instance_id,
+                    name: child.name,
+                    execution_id: new_execution_id(),
+                    input: child.input,
+                    parent: Some(parent),
+                    created_at: now,
+                }),
+            }
+        }
+        let commit = durable_store::RewindCommit {
+            instance_id: instance_id.to_owned(),
+            execution_id: state.execution_id,
+            expected_history_len: history.len() as u64,
+            history: plan.history,
+            messages,
+            activities: plan
+                .activities
+                .into_iter()
+                .map(|a| durable_store::NewActivity { task_id: a.task_id, name: a.name, input: a.input })
+                .collect(),
+            timers: plan
+                .timers
+                .into_iter()
+                .map(|(timer_id, fire_at)| durable_store::NewTimer { timer_id, fire_at })
+                .collect(),
+            new_instances,
+            now,
+        };
+        store.rewind_instance(commit).await.map_err(|e| match e {
+            StoreError::Conflict(why) => Error::Conflict(why),
+            other => other.into(),
+        })?;
+        Ok(failed_children)
     }
 
     /// Starts the instance's orchestrator again with its original input, under a new random id
@@ -378,18 +470,12 @@ impl Client {
     async fn required(&self, instance_id: &str) -> Result<InstanceState> {
         self.status(instance_id).await?.ok_or_else(|| Error::NotFound(instance_id.to_owned()))
     }
+}
 
-    /// The instance, which must exist and not have finished.
-    async fn existing(&self, instance_id: &str) -> Result<InstanceState> {
-        let state = self.required(instance_id).await?;
-        if state.status.is_terminal() {
-            return Err(Error::InstanceFinished {
-                instance_id: instance_id.to_owned(),
-                status: state.status,
-            });
-        }
-        Ok(state)
-    }
+/// A fresh id for a raised event: 16 hex digits from 64 random bits (it only has to differ from
+/// the other raises of one execution).
+fn new_event_id() -> String {
+    format!("{:016x}", uuid::Uuid::new_v4().as_u128() as u64)
 }
 
 fn encode<I: Serialize + ?Sized>(input: &I) -> Result<Payload> {

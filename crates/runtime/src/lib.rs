@@ -38,10 +38,11 @@ mod dispatch;
 mod options;
 mod orchestrations;
 mod registry;
+mod stalls;
 
 pub use cache::ExecutionCache;
 pub use client::Client;
-pub use options::RuntimeOptions;
+pub use options::{RuntimeOptions, UnknownFunctions};
 pub use registry::{ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, Registry};
 
 use durable_store::{Clock, Store, SystemClock};
@@ -59,6 +60,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) metrics: Counters,
+    pub(crate) stalls: stalls::Stalls,
 }
 
 #[derive(Default)]
@@ -68,6 +70,7 @@ pub(crate) struct Counters {
     pub(crate) turns_discarded: AtomicU64,
     pub(crate) activities: AtomicU64,
     pub(crate) direct_events: AtomicU64,
+    pub(crate) stalls: AtomicU64,
 }
 
 /// A snapshot of a runtime's counters.
@@ -83,6 +86,8 @@ pub struct RuntimeMetrics {
     pub activities: u64,
     /// Events delivered straight into the turn that consumed them (one commit instead of two).
     pub direct_events: u64,
+    /// Times this node left work to another because it lacks the orchestrator or activity.
+    pub stalls: u64,
     /// Executions currently cached.
     pub cached_executions: u64,
 }
@@ -127,6 +132,7 @@ impl Runtime {
             clock,
             shutdown: CancellationToken::new(),
             metrics: Counters::default(),
+            stalls: stalls::Stalls::default(),
         });
         let tasks = vec![
             tokio::spawn(dispatch::run::<orchestrations::Orchestrations>(shared.clone())),
@@ -159,6 +165,7 @@ impl Runtime {
             turns_discarded: m.turns_discarded.load(Ordering::Relaxed),
             activities: m.activities.load(Ordering::Relaxed),
             direct_events: m.direct_events.load(Ordering::Relaxed),
+            stalls: m.stalls.load(Ordering::Relaxed),
             cached_executions: self.shared.cache.stats().0 as u64,
         }
     }

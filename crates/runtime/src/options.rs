@@ -35,6 +35,24 @@ pub struct RuntimeOptions {
     /// Largest input, output, event or custom status in bytes of JSON; larger ones fail with
     /// `[DT0008]` (or are refused at the client).
     pub max_payload_bytes: usize,
+    /// What this node does with work for an orchestrator or activity it does not have.
+    pub unknown_functions: UnknownFunctions,
+}
+
+/// What a node does with work for an orchestrator or activity that is not registered on it
+/// (a node of an older or newer build in a rolling deploy, a process started with the wrong
+/// registry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownFunctions {
+    /// Leave the work to a node that has the function (the default): the lease is released with
+    /// a growing delay (1 s doubling to 1 min), every message stays queued, one warning per
+    /// instance is logged, and the instance's status shows why it waits until a node that has
+    /// the function makes progress with it. Nothing is lost.
+    #[default]
+    Wait,
+    /// Fail the instance at once (`[DT0002]` for an orchestrator, `[DT0003]` for an activity).
+    Fail,
 }
 
 impl Default for RuntimeOptions {
@@ -51,6 +69,7 @@ impl Default for RuntimeOptions {
             shutdown_grace: Duration::from_secs(10),
             max_history_events: durable_core::Limits::default().max_history_events,
             max_payload_bytes: durable_core::Limits::default().max_payload_bytes,
+            unknown_functions: UnknownFunctions::Wait,
         }
     }
 }

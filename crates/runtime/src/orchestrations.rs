@@ -2,9 +2,9 @@
 //! concurrently (one at a time per instance, guaranteed by the store's lease) and commits each
 //! turn atomically.
 
-use crate::Shared;
 use crate::dispatch::Dispatcher;
-use durable_core::{Action, Execution, HistoryEvent, TurnResult};
+use crate::{Shared, UnknownFunctions};
+use durable_core::{Action, Execution, HistoryEvent, TurnResult, codes};
 use durable_store::{
     CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,
     NewTimer, OrchestrationLease, OrchestrationWorkItem, TurnCommit,
@@ -56,6 +56,24 @@ pub(crate) async fn process_with(
 ) -> bool {
     let lease = item.lease.clone();
     let instance_id = item.instance.instance_id.clone();
+    if !item.instance.status.is_terminal()
+        && !shared.registry.has_orchestrator(&item.instance.name)
+        && shared.options.unknown_functions == UnknownFunctions::Wait
+    {
+        // Never consume what this node cannot process: the messages stay queued for a node
+        // that has the orchestrator.
+        let reason = format!(
+            "[{}] no orchestrator named '{}' is registered on the node that tried to run it; the instance \
+             waits for a node that has it",
+            codes::UNKNOWN_ORCHESTRATOR,
+            item.instance.name
+        );
+        let delay = crate::stalls::leave_to_another_node(shared, &instance_id, &reason).await;
+        if let Err(e) = shared.store.abandon_orchestration_work(&lease, delay).await {
+            debug!(error = %e, "could not release the work item; its lease will expire");
+        }
+        return false;
+    }
     match run_turn(shared, item, inline).await {
         Ok(()) => true,
         Err(StoreError::LeaseLost) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound { .. }) => {
@@ -209,7 +227,7 @@ pub(crate) fn build_commit(
             Action::SendEvent { instance_id, name, input, .. } => commit.messages.push(NewMessage {
                 instance_id,
                 execution_id: None,
-                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input }),
+                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input, id: None }),
             }),
             Action::TerminateChild { instance_id, reason } => commit.messages.push(NewMessage {
                 instance_id,
@@ -229,6 +247,7 @@ pub(crate) fn build_commit(
         commit.continue_as_new = Some(NewExecution {
             execution_id: new_execution_id(),
             input: next.input,
+            start: next.start,
             carried_events: next.carried_events,
         });
     }

@@ -1,7 +1,7 @@
 //! [`Registry`]: the orchestrators and activities a node can run, by name.
 
 use durable_core::{
-    Error, FailureDetails, OrchestrationContext, OrchestratorFn, Payload, codes, orchestrator_fn,
+    Error, FailureDetails, OrchestrationContext, OrchestratorFn, Payload, codes, event_key, orchestrator_fn,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -52,7 +52,7 @@ pub type EventHook = Arc<dyn Fn(&str, Option<Payload>) -> Result<Option<Payload>
 pub struct Registry {
     orchestrators: HashMap<String, OrchestratorFn>,
     activities: HashMap<String, ActivityFn>,
-    /// Keyed by (orchestrator name, lower-cased event name).
+    /// Keyed by (orchestrator name, [`event_key`] of the event name).
     event_hooks: HashMap<(String, String), EventHook>,
 }
 
@@ -146,18 +146,22 @@ impl Registry {
     /// Registers `hook` for events called `event` (case-insensitive) raised on instances of
     /// orchestrator `orchestrator`.
     pub fn with_event_hook(mut self, orchestrator: &str, event: &str, hook: EventHook) -> Self {
-        self.event_hooks.insert((orchestrator.to_owned(), event.to_lowercase()), hook);
+        self.event_hooks.insert((orchestrator.to_owned(), event_key(event)), hook);
         self
     }
 
     /// Whether any orchestrator has a hook for events called `event`.
     pub fn has_event_hooks(&self, event: &str) -> bool {
-        !self.event_hooks.is_empty() && self.event_hooks.keys().any(|(_, e)| e.eq_ignore_ascii_case(event))
+        if self.event_hooks.is_empty() {
+            return false;
+        }
+        let key = event_key(event);
+        self.event_hooks.keys().any(|(_, e)| *e == key)
     }
 
     /// The hook of `orchestrator` for `event`.
     pub fn event_hook(&self, orchestrator: &str, event: &str) -> Option<EventHook> {
-        self.event_hooks.get(&(orchestrator.to_owned(), event.to_lowercase())).cloned()
+        self.event_hooks.get(&(orchestrator.to_owned(), event_key(event))).cloned()
     }
 
     /// The orchestrator `name`.

@@ -338,3 +338,82 @@ async fn awaited_events_follow_the_orchestrators_waits() {
     client.raise_event(&id, "Second", &2).await.unwrap();
     assert_eq!(output::<u32>(&node.finish(&id).await), 3);
 }
+
+/// Rewind of a failed instance: the failed activity runs again, what succeeded does not, a
+/// failed sub-orchestration is rewound with its parent, and the instances complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewind_runs_failed_work_again_and_keeps_what_succeeded() {
+    use durable_runtime::client::Error as ClientError;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    async fn parent(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+        let once: u32 = ctx.call_activity("Once", &()).await?;
+        let flaky: String = ctx.call_activity("Flaky", &()).await?;
+        let child_id = format!("{}-child", ctx.instance_id());
+        let child: String = ctx.call_sub_orchestrator_with_id("Child", &child_id, &()).await?;
+        Ok(format!("{once} {flaky} {child}"))
+    }
+    async fn child(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+        ctx.call_activity("ChildFlaky", &()).await
+    }
+    let flaky = |broken: Arc<AtomicBool>| {
+        move |_ctx, _: ()| {
+            let fail = broken.load(Ordering::SeqCst);
+            async move { if fail { Err(Error::msg("downstream is down")) } else { Ok("ok".to_owned()) } }
+        }
+    };
+    let once = Arc::new(AtomicU32::new(0));
+    let (broken, child_broken) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true)));
+    let counter = once.clone();
+    let registry = Registry::new()
+        .orchestrator("Parent", parent)
+        .orchestrator("Child", child)
+        .activity("Once", move |_ctx, _: ()| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { Ok::<_, Error>(n) }
+        })
+        .activity("Flaky", flaky(broken.clone()))
+        .activity("ChildFlaky", flaky(child_broken.clone()));
+    let node = TestNode::start(registry);
+    let client = node.client();
+    let id = client.start("Parent", &()).await.unwrap();
+    assert_eq!(node.finish(&id).await.status, RuntimeStatus::Failed);
+    assert!(matches!(client.rewind("nope", None).await, Err(ClientError::NotFound(_))));
+    let rewinds = |id: String| {
+        let client = client.clone();
+        async move {
+            let h = client.history(&id).await.unwrap();
+            h.iter().filter(|e| e.kind.type_name() == "ExecutionRewound").count()
+        }
+    };
+
+    // Rewound while the activity still fails: Failed again, after running it again.
+    client.rewind(&id, Some("try again")).await.unwrap();
+    eventually("the rewound instance to fail again", || async {
+        rewinds(id.clone()).await == 1
+            && client.status(&id).await.unwrap().unwrap().status == RuntimeStatus::Failed
+    })
+    .await;
+
+    // The activity is fixed: the parent gets to its child, whose own activity fails.
+    broken.store(false, Ordering::SeqCst);
+    client.rewind(&id, None).await.unwrap();
+    let child_id = format!("{id}-child");
+    eventually("the child to fail and the parent with it", || async {
+        rewinds(id.clone()).await == 2
+            && client.status(&child_id).await.unwrap().is_some_and(|c| c.status == RuntimeStatus::Failed)
+            && client.status(&id).await.unwrap().unwrap().status == RuntimeStatus::Failed
+    })
+    .await;
+
+    // Everything fixed: rewinding the parent rewinds the child too.
+    child_broken.store(false, Ordering::SeqCst);
+    client.rewind(&id, None).await.unwrap();
+    assert_eq!(output::<String>(&node.finish(&id).await), "1 ok ok");
+    assert_eq!(output::<String>(&node.finish(&child_id).await), "ok");
+    assert_eq!(rewinds(child_id.clone()).await, 1, "the child was rewound, not started again");
+    assert_eq!(once.load(Ordering::SeqCst), 1, "what succeeded ran once");
+    assert!(
+        matches!(client.rewind(&id, None).await, Err(ClientError::Conflict(m)) if m.contains("only Failed"))
+    );
+}

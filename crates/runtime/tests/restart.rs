@@ -89,3 +89,60 @@ async fn instances_resume_after_the_runtime_is_dropped_and_reopened() {
         assert_eq!(client.status(id).await.unwrap().unwrap().status, RuntimeStatus::Completed);
     }
 }
+
+/// Issue 9, defect 1: a node that lacks an instance's orchestrator (or an activity) never
+/// consumes its messages. The work waits, the status says why, and once a node with the
+/// function runs, the instance continues where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_for_unregistered_functions_waits_for_a_node_that_has_them() {
+    async fn sleeper(ctx: OrchestrationContext, _: ()) -> Result<String, Error> {
+        ctx.sleep(Duration::from_millis(300)).await;
+        ctx.call_activity("Greet", &()).await
+    }
+    let full = || {
+        Registry::new()
+            .orchestrator("Sleeper", sleeper)
+            .activity("Greet", |_ctx, _: ()| async move { Ok::<_, Error>("hello".to_owned()) })
+    };
+    let node = TestNode::start(full());
+    let client = node.client();
+    let id = client.start("Sleeper", &()).await.unwrap();
+    wait_for_history(&client, &id, "TimerCreated").await;
+    let before = client.history(&id).await.unwrap();
+
+    // A node without the orchestrator: the timer comes due and is left alone.
+    let node = node.restart(Registry::new().orchestrator("Other", sleeper)).await;
+    let client = node.client();
+    eventually("the node to leave the work and say why", || async {
+        client.status(&id).await.unwrap().unwrap().stall.is_some()
+    })
+    .await;
+    assert!(node.runtime().metrics().stalls > 0);
+    let state = client.status(&id).await.unwrap().unwrap();
+    assert_eq!(state.status, RuntimeStatus::Running);
+    let stall = state.stall.expect("the status says why it waits");
+    assert!(stall.reason.contains("[DT0002]") && stall.reason.contains("'Sleeper'"), "{}", stall.reason);
+    assert_eq!(client.history(&id).await.unwrap(), before, "nothing was recorded");
+    let queued: i64 = node.sql().query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    assert_eq!(queued, 1, "the timer message is kept");
+
+    // A node with the orchestrator but without the activity: the activity waits too.
+    let node = node.restart(Registry::new().orchestrator("Sleeper", sleeper)).await;
+    let client = node.client();
+    wait_for_history(&client, &id, "TaskScheduled").await;
+    eventually("the activity to be left", || async {
+        client.status(&id).await.unwrap().unwrap().stall.is_some_and(|s| s.reason.contains("[DT0003]"))
+    })
+    .await;
+    let activities: i64 = node.sql().query_row("SELECT count(*) FROM activities", [], |r| r.get(0)).unwrap();
+    assert_eq!(activities, 1, "the activity work item is kept");
+
+    // A node with everything: the instance continues where it was, and the note is gone.
+    let node = node.restart(full()).await;
+    let done = node.finish(&id).await;
+    assert_eq!(output::<String>(&done), "hello");
+    assert_eq!(done.stall, None);
+    let history = node.client().history(&id).await.unwrap();
+    let fired = history.iter().filter(|e| e.kind.type_name() == "TimerFired").count();
+    assert_eq!(fired, 1);
+}

@@ -29,6 +29,7 @@ use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
 use durable_store::Store;
 use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +62,15 @@ pub enum Error {
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}; pick another --port or --bind")]
     Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local RPC listener could not be bound.
+    #[error("cannot listen on {addr} for the local RPC endpoint: {source}; pick another --local-rpc-port")]
+    LocalRpcBind {
         /// The address asked for.
         addr: SocketAddr,
         /// The OS error.
@@ -102,6 +112,11 @@ pub struct ServerOptions {
     pub http: HttpOptions,
     /// Serve without authentication (only for local experiments).
     pub allow_no_auth: bool,
+    /// Port of the **local RPC endpoint**: the same API without a key, on 127.0.0.1 only, like
+    /// Durable Functions' local listener (`rpcBaseUrl` = `http://127.0.0.1:{port}/durabletask/`)
+    /// that the Python and JavaScript client SDKs call. Off by default; 0 picks a free port.
+    /// The main listener keeps requiring the key.
+    pub local_rpc_port: Option<u16>,
     /// Runtime settings.
     pub runtime: RuntimeOptions,
     /// Serve the web dashboard under `/` (default true; `dashboard = false` turns it off).
@@ -130,6 +145,7 @@ impl Default for ServerOptions {
             postgres_schema: None,
             http: HttpOptions::default(),
             allow_no_auth: false,
+            local_rpc_port: None,
             runtime: RuntimeOptions::default(),
             dashboard: true,
         }
@@ -182,12 +198,31 @@ pub async fn open_store(options: &ServerOptions) -> Result<Arc<dyn Store>, Error
     }
 }
 
+/// The only address the key-less local RPC endpoint may listen on.
+pub const LOCAL_RPC_IP: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// Binds the listener of the local RPC endpoint. It serves the API without a key, so anything
+/// but [`LOCAL_RPC_IP`] (127.0.0.1) is refused: `0.0.0.0`, another interface, and even other
+/// loopback addresses, so that nothing but a process on this machine that dials 127.0.0.1 can
+/// reach it.
+pub async fn bind_local_rpc(addr: SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    if addr.ip() != IpAddr::V4(LOCAL_RPC_IP) {
+        return Err(Error::Config(format!(
+            "the local RPC endpoint serves the API without a key, so it listens on {LOCAL_RPC_IP} only, \
+             not on {}; reach it from this machine, or use the main port (with the key) from elsewhere",
+            addr.ip()
+        )));
+    }
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::LocalRpcBind { addr, source })
+}
+
 /// A running node.
 pub struct Server {
     local_addr: SocketAddr,
+    local_rpc_addr: Option<SocketAddr>,
     runtime: Runtime,
     store: Arc<dyn Store>,
-    http: JoinHandle<()>,
+    http: Vec<JoinHandle<()>>,
     stop_http: CancellationToken,
     data_dir: PathBuf,
 }
@@ -224,20 +259,36 @@ impl Server {
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-        let stop_http = CancellationToken::new();
-        let stop = stop_http.clone();
-        let router = app(&options, &runtime, state, extras);
-        let http = tokio::spawn(async move {
-            if let Err(e) = durable_http::serve(listener, router, stop.cancelled_owned()).await {
-                tracing::error!(error = %e, "the HTTP server stopped");
+        let local_rpc = match options.local_rpc_port {
+            Some(port) => {
+                let addr = SocketAddr::new(IpAddr::V4(LOCAL_RPC_IP), port);
+                let listener = bind_local_rpc(addr).await?;
+                let bound = listener.local_addr().map_err(|source| Error::LocalRpcBind { addr, source })?;
+                Some((listener, bound))
             }
+            None => None,
+        };
+        let stop_http = CancellationToken::new();
+        let stopped = || stop_http.clone().cancelled_owned();
+        let mut http =
+            vec![spawn_http(durable_http::serve(listener, app(&options, &runtime, state.clone(), extras), stopped()))];
+        let local_rpc_addr = local_rpc.map(|(listener, bound)| {
+            let router = durable_http::local_rpc_router(state);
+            http.push(spawn_http(durable_http::serve(listener, router, stopped())));
+            bound
         });
-        Ok(Server { local_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+        Ok(Server { local_addr, local_rpc_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
     }
 
     /// The address the HTTP API listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the key-less local RPC endpoint, when it is on (always 127.0.0.1); its
+    /// base URL for the SDKs' `rpcBaseUrl` is `http://{addr}/durabletask/`.
+    pub fn local_rpc_addr(&self) -> Option<SocketAddr> {
+        self.local_rpc_addr
     }
 
     /// The data directory.
@@ -259,7 +310,9 @@ impl Server {
     /// store (everything acknowledged is durable).
     pub async fn shutdown(self) {
         self.stop_http.cancel();
-        let _ = self.http.await;
+        for http in self.http {
+            let _ = http.await;
+        }
         self.runtime.shutdown().await;
         if let Err(e) = self.store.close().await {
             tracing::warn!(error = %e, "closing the store failed");
@@ -294,6 +347,15 @@ fn app(options: &ServerOptions, runtime: &Runtime, state: HttpState, extras: Das
     router
 }
 
+/// Runs one listener's serve loop in the background.
+fn spawn_http(serve: impl Future<Output = std::io::Result<()>> + Send + 'static) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    })
+}
+
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -313,5 +375,25 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_rpc_listener_binds_127_0_0_1_and_nothing_else() {
+        for refused in ["0.0.0.0:0", "127.0.0.2:0", "[::1]:0", "[::]:0", "192.168.1.10:0"] {
+            let addr: SocketAddr = refused.parse().unwrap();
+            let message = bind_local_rpc(addr).await.unwrap_err().to_string();
+            assert!(message.contains("listens on 127.0.0.1 only"), "{refused}: {message}");
+        }
+        let listener = bind_local_rpc("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_eq!(listener.local_addr().unwrap().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // A port in use is a bind error that names the setting to change.
+        let taken = listener.local_addr().unwrap();
+        let message = bind_local_rpc(taken).await.unwrap_err().to_string();
+        assert!(message.contains("--local-rpc-port"), "{message}");
     }
 }

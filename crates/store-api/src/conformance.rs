@@ -23,12 +23,14 @@ mod activities;
 mod client;
 mod concurrent;
 mod introspection;
+mod rewind;
 mod turns;
 
 pub use activities::*;
 pub use client::*;
 pub use concurrent::*;
 pub use introspection::*;
+pub use rewind::*;
 pub use turns::*;
 
 use crate::{
@@ -82,6 +84,9 @@ macro_rules! conformance_tests {
             wait_for_activity_work_wakes_on_schedule,
             lease_instance_takes_an_idle_instance_exclusively,
             lease_instance_refuses_leased_missing_and_finished_instances,
+            stall_is_shown_until_cleared_or_progress,
+            rewind_replaces_history_and_queues_the_work,
+            rewind_refuses_unfailed_missing_and_changed_instances,
             concurrent_creates_and_messages_each_get_their_own_answer,
             concurrent_commits_each_get_their_own_answer,
             concurrent_completions_each_get_their_own_answer,
@@ -192,6 +197,12 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
     async fn commit_turn(&self, commit: TurnCommit) -> Result<()> {
         self.store.commit_turn(commit).await
     }
+    async fn rewind_instance(&self, rewind: crate::RewindCommit) -> Result<()> {
+        self.store.rewind_instance(rewind).await
+    }
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        self.store.set_stall(instance_id, reason).await
+    }
     async fn abandon_orchestration_work(
         &self,
         lease: &OrchestrationLease,
@@ -267,7 +278,7 @@ pub fn create_request(instance_id: &str, name: &str) -> CreateInstance {
 
 /// An `EventRaised` event.
 pub fn raised(name: &str, data: &str) -> HistoryEvent {
-    HistoryEvent::new(now(), EventKind::EventRaised { name: name.into(), input: Some(json(data)) })
+    HistoryEvent::new(now(), EventKind::EventRaised { name: name.into(), input: Some(json(data)), id: None })
 }
 
 /// The commit of a turn that consumes every message of `item` and appends an episode

@@ -160,18 +160,28 @@ pub trait Store: Send + Sync + 'static {
     /// Leases `instance_id` now, if nobody holds a live lease on it, and returns it with its
     /// visible messages (possibly none), so a client can deliver an event and run the turn that
     /// consumes it in one commit (the event then goes straight into that turn's history instead
-    /// of through the inbox). `Ok(None)` means "not now" (leased elsewhere, backing off, or not
-    /// supported by this store): use [`send_message`](Store::send_message) instead. Fails with
-    /// [`Error::NotFound`] or [`Error::InstanceFinished`] (then no lease is held). The default
-    /// implementation always answers `Ok(None)`.
+    /// of through the inbox). `Ok(None)` means "not now" (leased elsewhere or backing off): use
+    /// [`send_message`](Store::send_message) instead. Fails with [`Error::NotFound`] or
+    /// [`Error::InstanceFinished`] (then no lease is held).
     async fn lease_instance(
         &self,
         instance_id: &str,
         lease_duration: Duration,
-    ) -> Result<Option<OrchestrationWorkItem>> {
-        let _ = (instance_id, lease_duration);
-        Ok(None)
-    }
+    ) -> Result<Option<OrchestrationWorkItem>>;
+
+    /// Rewinds a `Failed` instance atomically: replaces its execution's history, makes it
+    /// `Running` again (`Pending` when no history is left), and queues the messages,
+    /// activities, timers and sub-orchestrations of `rewind`. Fails with [`Error::NotFound`],
+    /// or [`Error::Conflict`] when the instance is not `Failed` or its execution or history
+    /// length differ from the commit's (then nothing is written).
+    async fn rewind_instance(&self, rewind: RewindCommit) -> Result<()>;
+
+    /// Records why the instance cannot make progress (`Some`), or that it can again (`None`).
+    /// The reason is shown by [`get_instance`](Store::get_instance) until it is cleared, or
+    /// until the instance makes progress (any change of its status or history clears it, so a
+    /// node that can run the work needs no extra write). Reporting the same reason again keeps
+    /// its `since`. Needs no lease. Fails with [`Error::NotFound`] for a missing instance.
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()>;
 
     /// Releases an orchestration lease without committing; the messages stay queued and become
     /// fetchable again after `retry_after` (immediately when zero).

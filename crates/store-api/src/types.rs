@@ -1,6 +1,8 @@
 //! The values exchanged with a [`Store`](crate::Store).
 
-use durable_core::{FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus, TaskId, Timestamp};
+use durable_core::{
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus, TaskId, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 /// Store-assigned id of a queued message; increases with enqueue order.
@@ -30,12 +32,34 @@ impl CreateInstance {
     pub fn start_event(&self) -> HistoryEvent {
         HistoryEvent::new(
             self.created_at,
-            durable_core::EventKind::ExecutionStarted {
+            EventKind::ExecutionStarted {
                 name: self.name.clone(),
                 input: self.input.clone(),
                 parent: self.parent.clone(),
             },
         )
+    }
+
+    /// What the parent of a sub-orchestration receives, at `at`, when an unfinished instance
+    /// already holds the child's id: `SubOrchestrationFailed` for the parent's execution. `None`
+    /// for an instance without a parent (a client start reports `AlreadyExists` instead).
+    pub fn collision_message(&self, at: Timestamp) -> Option<NewMessage> {
+        let parent = self.parent.as_ref()?;
+        let failure = FailureDetails::new(
+            "InstanceAlreadyExists",
+            format!(
+                "cannot start sub-orchestration '{}': an unfinished instance already has this id",
+                self.instance_id
+            ),
+        );
+        Some(NewMessage {
+            instance_id: parent.instance_id.clone(),
+            execution_id: Some(parent.execution_id.clone()),
+            event: HistoryEvent::new(
+                at,
+                EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure },
+            ),
+        })
     }
 }
 
@@ -69,6 +93,19 @@ pub struct InstanceState {
     pub parent_instance_id: Option<String>,
     /// Number of events in the current execution's history.
     pub history_len: u64,
+    /// Why the instance is not making progress, when a node had to leave its work for another
+    /// (e.g. it lacks the orchestrator). Cleared by the store when the instance makes progress
+    /// (its status or history changes). Work items may leave it out.
+    pub stall: Option<Stall>,
+}
+
+/// Why an instance waits for a node that can run its work; see [`InstanceState::stall`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    /// What is missing, e.g. "`[DT0002]` no orchestrator named 'X' is registered on this node".
+    pub reason: String,
+    /// Since when (the first report of this reason).
+    pub since: Timestamp,
 }
 
 /// A message waiting in an instance's inbox.
@@ -141,7 +178,7 @@ impl NewTimer {
     pub fn fired_event(&self) -> HistoryEvent {
         HistoryEvent::new(
             self.fire_at,
-            durable_core::EventKind::TimerFired { timer_id: self.timer_id, fire_at: self.fire_at },
+            EventKind::TimerFired { timer_id: self.timer_id, fire_at: self.fire_at },
         )
     }
 }
@@ -151,8 +188,10 @@ impl NewTimer {
 pub struct NewExecution {
     /// Its id.
     pub execution_id: String,
-    /// Its input.
+    /// Its input (also the input inside `start`; the status row shows it).
     pub input: Option<Payload>,
+    /// The `ExecutionStarted` that starts it, built by the engine.
+    pub start: HistoryEvent,
     /// Events to deliver to it after its `ExecutionStarted` (carried-over raised events).
     pub carried_events: Vec<HistoryEvent>,
 }
@@ -202,6 +241,34 @@ pub struct TurnCommit {
     pub continue_as_new: Option<NewExecution>,
 }
 
+/// The rewind of a `Failed` instance, committed atomically by
+/// [`Store::rewind_instance`](crate::Store::rewind_instance). The engine plans it
+/// (`durable_core::plan_rewind`); the store replaces the history and queues the work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RewindCommit {
+    /// The instance; it must be `Failed`.
+    pub instance_id: String,
+    /// Its current execution (it stays the same: completions of its tasks still apply).
+    pub execution_id: String,
+    /// The history length the plan was made from; a different stored one is a conflict.
+    pub expected_history_len: u64,
+    /// The execution's new history (replaces the recorded one). When empty, the instance is
+    /// `Pending` again, else `Running`; output, failure and completion time are cleared.
+    pub history: Vec<HistoryEvent>,
+    /// Events queued for the execution, in order.
+    pub messages: Vec<HistoryEvent>,
+    /// Activities to run again (one whose work item of this execution is still there, e.g.
+    /// leased by a worker, is not added twice).
+    pub activities: Vec<NewActivity>,
+    /// Timers to create again.
+    pub timers: Vec<NewTimer>,
+    /// Sub-orchestrations to start again (a finished holder of the id is replaced; an
+    /// unfinished one makes the instance receive `SubOrchestrationFailed`, as in a turn).
+    pub new_instances: Vec<CreateInstance>,
+    /// The time of the rewind (`last_updated_at`).
+    pub now: Timestamp,
+}
+
 /// Proof of an activity lease.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActivityLease {
@@ -239,6 +306,18 @@ pub enum ActivityOutcome {
     Completed(Option<Payload>),
     /// It failed.
     Failed(FailureDetails),
+}
+
+impl ActivityOutcome {
+    /// The `TaskCompleted` / `TaskFailed` event that reports this outcome of task `task_id`,
+    /// recorded at `at`.
+    pub fn into_event(self, task_id: TaskId, at: Timestamp) -> HistoryEvent {
+        let kind = match self {
+            ActivityOutcome::Completed(result) => EventKind::TaskCompleted { task_id, result },
+            ActivityOutcome::Failed(failure) => EventKind::TaskFailed { task_id, failure },
+        };
+        HistoryEvent::new(at, kind)
+    }
 }
 
 /// Filters and paging for [`Store::query_instances`](crate::Store::query_instances).

@@ -131,7 +131,7 @@ async fn turns(committers: &[usize]) {
                 tokio::spawn(async move {
                     let ev = HistoryEvent::new(
                         Timestamp::now(),
-                        EventKind::EventRaised { name: "Answer".into(), input: None },
+                        EventKind::EventRaised { name: "Answer".into(), input: None, id: None },
                     );
                     s.send_message(&id(i), ev).await.unwrap()
                 })

@@ -120,7 +120,7 @@ pub mod testing;
 
 use codec::{Micros, pg, retryable};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use durable_core::{EventKind, HistoryEvent, ParentInstance};
+use durable_core::HistoryEvent;
 use durable_store::{
     ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage,
     InstanceQuery, InstanceState, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease, OrchestrationWorkItem,
@@ -430,22 +430,6 @@ impl PostgresStore {
         }
     }
 
-    /// The name and parent of an instance, for the `ExecutionStarted` of `continue_as_new`.
-    async fn turn_context(&self, instance_id: &str) -> Result<Option<(String, Option<ParentInstance>)>> {
-        let rows = self.query(&self.inner.sql.turn_context, &[&instance_id]).await?;
-        Ok(rows.first().map(|r| {
-            let parent = match (r.get::<_, Option<String>>(1), r.get::<_, Option<String>>(2)) {
-                (Some(instance_id), Some(execution_id)) => Some(ParentInstance {
-                    instance_id,
-                    execution_id,
-                    task_id: r.get::<_, Option<i64>>(3).and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
-                }),
-                _ => None,
-            };
-            (r.get(0), parent)
-        }))
-    }
-
     /// The task id of a leased activity: remembered from the fetch, else read.
     async fn activity_task(&self, lease: &ActivityLease) -> Result<Option<u32>> {
         let known = self.inner.activity_tasks.lock().get(&lease.activity_id).copied();
@@ -492,11 +476,7 @@ impl PostgresStore {
 
     /// `commit_turn` as its own call (any turn).
     async fn commit_turn_single(&self, commit: &TurnCommit) -> Result<()> {
-        let context = match &commit.continue_as_new {
-            Some(_) => Some(self.turn_context(&commit.lease.instance_id).await?.ok_or(Error::LeaseLost)?),
-            None => None,
-        };
-        let params = ops::TurnParams::new(commit, self.now(), context)?;
+        let params = ops::TurnParams::new(commit, self.now())?;
         let row = self.query_one(&self.inner.sql.commit_turn, &params.params()).await?;
         match row.get::<_, i32>("r_code") {
             0 => {}
@@ -655,6 +635,32 @@ impl Store for PostgresStore {
         }
     }
 
+    async fn rewind_instance(&self, rewind: durable_store::RewindCommit) -> Result<()> {
+        self.check_open()?;
+        let p = ops::RewindParams::new(&rewind)?;
+        let row = self.query_one(&self.inner.sql.rewind_instance, &p.params()).await?;
+        match row.get::<_, i32>("r_code") {
+            0 => {}
+            1 => return Err(Error::NotFound { instance_id: rewind.instance_id.clone() }),
+            _ => return Err(Error::Conflict(row.get::<_, Option<String>>("r_detail").unwrap_or_default())),
+        }
+        self.count(&self.inner.metrics.transactions);
+        self.inner.signals.orchestration_work();
+        if !rewind.activities.is_empty() {
+            self.inner.signals.activity_work();
+        }
+        Ok(())
+    }
+
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let rows = self.query(&self.inner.sql.set_stall, &[&instance_id, &reason, &self.now()]).await?;
+        if rows.is_empty() {
+            return Err(Error::NotFound { instance_id: instance_id.to_owned() });
+        }
+        self.count(&self.inner.metrics.transactions);
+        Ok(())
+    }
+
     async fn abandon_orchestration_work(
         &self,
         lease: &OrchestrationLease,
@@ -735,11 +741,7 @@ impl Store for PostgresStore {
             self.forget_activity(lease.activity_id);
             return Err(Error::LeaseLost);
         };
-        let kind = match outcome {
-            ActivityOutcome::Completed(result) => EventKind::TaskCompleted { task_id, result },
-            ActivityOutcome::Failed(failure) => EventKind::TaskFailed { task_id, failure },
-        };
-        let event = codec::to_json(&HistoryEvent::new(self.now().ts(), kind))?;
+        let event = codec::to_json(&outcome.into_event(task_id, self.now().ts()))?;
         let completion =
             batch::Completion { activity_id: lease.activity_id, token: ops::token_param(lease.token), event };
         let result = self.inner.groups.completions.call(completion).await;

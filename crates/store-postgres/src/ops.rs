@@ -1,10 +1,10 @@
 //! Building the parameters of the SQL functions and reading their results.
 
 use crate::codec::{self, Micros};
-use durable_core::{EventKind, FailureDetails, HistoryEvent, ParentInstance};
+use durable_core::{HistoryEvent, RuntimeStatus};
 use durable_store::{
     ActivityLease, ActivityWorkItem, CreateInstance, Message, OrchestrationLease, OrchestrationWorkItem,
-    Result, TurnCommit,
+    Result, RewindCommit, TurnCommit,
 };
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -79,41 +79,24 @@ pub(crate) struct TurnParams<'a> {
 }
 
 impl<'a> TurnParams<'a> {
-    /// `now` is the lease check's clock reading; `context` the instance's name and parent,
-    /// needed (only) for the new `ExecutionStarted` of `continue_as_new`.
-    pub fn new(
-        c: &'a TurnCommit,
-        now: Micros,
-        context: Option<(String, Option<ParentInstance>)>,
-    ) -> Result<Self> {
+    /// `now` is the lease check's clock reading.
+    pub fn new(c: &'a TurnCommit, now: Micros) -> Result<Self> {
         let mut can_events = Vec::new();
-        if let (Some(next), Some((name, parent))) = (&c.continue_as_new, context) {
-            let start = HistoryEvent::new(
-                c.now,
-                EventKind::ExecutionStarted { name, input: next.input.clone(), parent },
-            );
-            can_events.push(codec::to_json(&start)?);
+        if let Some(next) = &c.continue_as_new {
+            can_events.push(codec::to_json(&next.start)?);
             for e in &next.carried_events {
                 can_events.push(codec::to_json(e)?);
             }
         }
+        // What the parent receives when an unfinished instance holds a child's id.
         let failed_event = |child: &CreateInstance| -> Result<Option<String>> {
-            let Some(parent) = &child.parent else {
-                tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent");
-                return Ok(None);
-            };
-            let failure = FailureDetails::new(
-                "InstanceAlreadyExists",
-                format!(
-                    "cannot start sub-orchestration '{}': an unfinished instance already has this id",
-                    child.instance_id
-                ),
-            );
-            let event = HistoryEvent::new(
-                c.now,
-                EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure },
-            );
-            codec::to_json(&event).map(Some)
+            match child.collision_message(c.now) {
+                Some(m) => codec::to_json(&m.event).map(Some),
+                None => {
+                    tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent");
+                    Ok(None)
+                }
+            }
         };
         let n = &c.new_instances;
         Ok(TurnParams {
@@ -200,6 +183,100 @@ impl<'a> TurnParams<'a> {
     }
 }
 
+/// The 24 parameters of `rewind_instance(...)`.
+pub(crate) struct RewindParams<'a> {
+    r: &'a RewindCommit,
+    expected_len: i64,
+    now: Micros,
+    history: Option<String>,
+    history_count: i64,
+    status: i16,
+    msg_event: Vec<String>,
+    act_task: Vec<i64>,
+    act_name: Vec<&'a str>,
+    act_input: Vec<Option<&'a str>>,
+    timer_id: Vec<i64>,
+    timer_at: Vec<Micros>,
+    timer_event: Vec<String>,
+    new_id: Vec<&'a str>,
+    new_name: Vec<&'a str>,
+    new_execution: Vec<&'a str>,
+    new_input: Vec<Option<&'a str>>,
+    new_parent_id: Vec<Option<&'a str>>,
+    new_parent_execution: Vec<Option<&'a str>>,
+    new_parent_task: Vec<Option<i64>>,
+    new_created: Vec<Micros>,
+    new_start_event: Vec<String>,
+    new_failed_event: Vec<Option<String>>,
+}
+
+impl<'a> RewindParams<'a> {
+    pub fn new(r: &'a RewindCommit) -> Result<Self> {
+        let children: Vec<CreateParams<'a>> =
+            r.new_instances.iter().map(CreateParams::new).collect::<Result<_>>()?;
+        let status = if r.history.is_empty() { RuntimeStatus::Pending } else { RuntimeStatus::Running };
+        Ok(RewindParams {
+            r,
+            expected_len: i64::try_from(r.expected_history_len).unwrap_or(i64::MAX),
+            now: Micros::of(r.now),
+            history: if r.history.is_empty() { None } else { Some(codec::to_json(&r.history)?) },
+            history_count: i64::try_from(r.history.len()).unwrap_or(i64::MAX),
+            status: codec::status_code(status),
+            msg_event: r.messages.iter().map(codec::to_json).collect::<Result<_>>()?,
+            act_task: r.activities.iter().map(|a| i64::from(a.task_id)).collect(),
+            act_name: r.activities.iter().map(|a| a.name.as_str()).collect(),
+            act_input: r.activities.iter().map(|a| codec::payload_text(&a.input)).collect(),
+            timer_id: r.timers.iter().map(|t| i64::from(t.timer_id)).collect(),
+            timer_at: r.timers.iter().map(|t| Micros::ceil(t.fire_at)).collect(),
+            timer_event: r.timers.iter().map(|t| codec::to_json(&t.fired_event())).collect::<Result<_>>()?,
+            new_id: children.iter().map(|c| c.id).collect(),
+            new_name: children.iter().map(|c| c.name).collect(),
+            new_execution: children.iter().map(|c| c.execution).collect(),
+            new_input: children.iter().map(|c| c.input).collect(),
+            new_parent_id: children.iter().map(|c| c.parent_id).collect(),
+            new_parent_execution: children.iter().map(|c| c.parent_execution).collect(),
+            new_parent_task: children.iter().map(|c| c.parent_task).collect(),
+            new_created: children.iter().map(|c| c.created).collect(),
+            new_start_event: children.into_iter().map(|c| c.start_event).collect(),
+            new_failed_event: r
+                .new_instances
+                .iter()
+                .map(|c| c.collision_message(r.now).map(|m| codec::to_json(&m.event)).transpose())
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The parameters, in the function's order.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 24] {
+        [
+            &self.r.instance_id,
+            &self.r.execution_id,
+            &self.expected_len,
+            &self.now,
+            &self.history,
+            &self.history_count,
+            &self.status,
+            &self.msg_event,
+            &self.act_task,
+            &self.act_name,
+            &self.act_input,
+            &self.timer_id,
+            &self.timer_at,
+            &self.timer_event,
+            &self.new_id,
+            &self.new_name,
+            &self.new_execution,
+            &self.new_input,
+            &self.new_parent_id,
+            &self.new_parent_execution,
+            &self.new_parent_task,
+            &self.new_created,
+            &self.new_start_event,
+            &self.new_failed_event,
+        ]
+    }
+}
+
 /// Lease tokens come from a PostgreSQL sequence (positive `bigint`).
 pub(crate) fn token_param(token: u64) -> i64 {
     // A token that does not fit was never handed out: -1 matches no lease.
@@ -280,6 +357,8 @@ fn instance_from_fetch_row(row: &Row) -> Result<durable_store::InstanceState> {
         completed_at: row.get::<_, Option<Micros>>(11).map(Micros::ts),
         parent_instance_id: row.get(12),
         history_len: u64::try_from(row.get::<_, i64>(13)).unwrap_or(0),
+        // Work items leave the stall out (see `InstanceState::stall`).
+        stall: None,
     })
 }
 

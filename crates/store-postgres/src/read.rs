@@ -2,7 +2,7 @@
 //! snapshot without an explicit transaction.
 
 use crate::codec::{self, Micros};
-use durable_core::HistoryEvent;
+use durable_core::{HistoryEvent, Timestamp};
 use durable_store::{Cursor, InstancePage, InstanceQuery, InstanceState, Result, StatusCounts};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -25,6 +25,16 @@ pub(crate) fn instance_from_row(row: &Row, at: usize) -> Result<InstanceState> {
         completed_at: row.try_get::<_, Option<Micros>>(at + 10).map_err(get_err)?.map(Micros::ts),
         parent_instance_id: row.try_get(at + 11).map_err(get_err)?,
         history_len: u64::try_from(row.try_get::<_, i64>(at + 12).map_err(get_err)?).unwrap_or(0),
+        stall: match row.try_get::<_, Option<String>>(at + 13).map_err(get_err)? {
+            Some(reason) => Some(durable_store::Stall {
+                reason,
+                since: row
+                    .try_get::<_, Option<Micros>>(at + 14)
+                    .map_err(get_err)?
+                    .map_or_else(Timestamp::now, Micros::ts),
+            }),
+            None => None,
+        },
     })
 }
 

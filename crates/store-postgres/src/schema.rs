@@ -9,12 +9,16 @@ use crate::codec::pg;
 use durable_store::{Error, Result};
 
 /// The schema version this build writes. Bump it when adding a migration.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`; `__SCHEMA__` is replaced by the
 /// quoted schema name.
-const MIGRATIONS: &[&str] =
-    &[include_str!("sql/v1.sql"), include_str!("sql/v2.sql"), include_str!("sql/v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/v1.sql"),
+    include_str!("sql/v2.sql"),
+    include_str!("sql/v3.sql"),
+    include_str!("sql/v4.sql"),
+];
 
 /// First key of the migration advisory lock ("dura"); the second is the schema name's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6475_7261;
@@ -94,8 +98,9 @@ pub(crate) struct Sql {
     pub fetch_orchestrations: String,
     pub commit_turn: String,
     pub commit_turns: String,
-    pub turn_context: String,
     pub abandon_orchestration: String,
+    pub set_stall: String,
+    pub rewind_instance: String,
     pub renew_orchestration: String,
     pub lease_instance: String,
     pub unlock_stale: String,
@@ -140,9 +145,16 @@ impl Sql {
                 "SELECT * FROM {s}.commit_turns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
                  $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
             ),
-            turn_context: format!(
-                "SELECT name, parent_instance_id, parent_execution_id, parent_task_id FROM {s}.instances \
-                 WHERE instance_id = $1"
+            // Reporting the same reason again keeps its start. (Names neither `status` nor
+            // `history_len`, so the clearing trigger does not fire.)
+            rewind_instance: format!(
+                "SELECT * FROM {s}.rewind_instance($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+            ),
+            set_stall: format!(
+                "UPDATE {s}.instances SET stall_since = CASE WHEN $2::text IS NULL THEN NULL \
+                 WHEN stall_reason IS NOT DISTINCT FROM $2::text THEN stall_since ELSE $3 END, stall_reason = $2::text \
+                 WHERE instance_id = $1 RETURNING true"
             ),
             abandon_orchestration: format!(
                 "UPDATE {s}.instances SET lock_token = NULL, locked_until = $4 \
@@ -220,7 +232,8 @@ impl Sql {
 
 /// See [`Sql::instance_columns`].
 const INSTANCE_COLUMNS: &str = "instance_id::text, name, execution_id::text, status, output, failure, \
-     custom_status, created_at, updated_at, completed_at, parent_instance_id::text, history_len";
+     custom_status, created_at, updated_at, completed_at, parent_instance_id::text, history_len, stall_reason, \
+     stall_since";
 
 #[cfg(test)]
 mod tests {

@@ -66,7 +66,10 @@ async fn a_version_1_schema_is_upgraded() {
     tokio::spawn(conn);
     client
         .batch_execute(&format!(
-            "DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
+            "DROP TRIGGER progress_clears_stall ON {q}.instances; DROP FUNCTION {q}.clear_stall; \
+             DROP FUNCTION {q}.rewind_instance; \
+             ALTER TABLE {q}.instances DROP COLUMN stall_reason, DROP COLUMN stall_since; \
+             DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
              DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
              DROP INDEX {q}.instances_status; DROP INDEX {q}.instances_name; \
              DELETE FROM {q}.schema_version WHERE version > 1"

@@ -48,6 +48,7 @@ async fn prepare(store: &Arc<SqliteStore>, n: usize) -> Vec<OrchestrationWorkIte
                 EventKind::EventRaised {
                     name: "SmsChallengeResponse".into(),
                     input: Some(Payload::from_json("\"0042\"").unwrap()),
+                    id: None,
                 },
             );
             store.send_message(&id(i), event).await.expect("send")

@@ -118,7 +118,7 @@ async fn turns(path: &Path, sync: Synchronous, n: usize, concurrency: usize) {
                 tokio::spawn(async move {
                     let ev = HistoryEvent::new(
                         Timestamp::now(),
-                        EventKind::EventRaised { name: "Answer".into(), input: None },
+                        EventKind::EventRaised { name: "Answer".into(), input: None, id: None },
                     );
                     store.send_message(&format!("{i:032x}"), ev).await.unwrap()
                 })

@@ -176,7 +176,7 @@ mod tests {
         let earlier = ts(1_800_000_000_000_001);
         let turn = vec![
             HistoryEvent::new(t, EventKind::OrchestratorStarted),
-            HistoryEvent::new(earlier, EventKind::EventRaised { name: "A".into(), input: None }),
+            HistoryEvent::new(earlier, EventKind::EventRaised { name: "A".into(), input: None, id: None }),
             HistoryEvent::new(t, EventKind::TimerCreated { id: 0, fire_at: earlier }),
         ];
         let text = encode_turn(&turn).unwrap();
@@ -198,7 +198,8 @@ mod tests {
         let text = encode_message(&fired, Some(us(due))).unwrap();
         assert_eq!(text, "");
         assert_eq!(decode_message(&text, Some(us(due)), Some(3)).unwrap(), fired);
-        let other = HistoryEvent::new(due, EventKind::EventRaised { name: "A".into(), input: None });
+        let other =
+            HistoryEvent::new(due, EventKind::EventRaised { name: "A".into(), input: None, id: None });
         let text = encode_message(&other, None).unwrap();
         assert_eq!(decode_message(&text, None, None).unwrap(), other);
         assert!(decode_message("", None, None).is_err());

@@ -474,6 +474,15 @@ impl Store for SqliteStore {
         self.write(|tx| Command::Commit(Box::new(commit), tx)).await
     }
 
+    async fn rewind_instance(&self, rewind: durable_store::RewindCommit) -> Result<()> {
+        self.write(|tx| Command::Rewind(Box::new(rewind), tx)).await
+    }
+
+    async fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let (id, reason) = (instance_id.to_owned(), reason.map(str::to_owned));
+        self.write(|tx| Command::SetStall(id, reason, tx)).await
+    }
+
     async fn abandon_orchestration_work(
         &self,
         lease: &OrchestrationLease,

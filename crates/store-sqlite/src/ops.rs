@@ -8,9 +8,10 @@
 
 use crate::codec::{self, Db};
 use crate::shared::Shared;
-use durable_core::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus};
+use durable_core::{HistoryEvent, RuntimeStatus};
 use durable_store::{
-    ActivityLease, ActivityOutcome, CreateInstance, Error, NewMessage, PurgeFilter, Result, TurnCommit,
+    ActivityLease, ActivityOutcome, CreateInstance, Error, NewMessage, PurgeFilter, Result, RewindCommit,
+    TurnCommit,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
@@ -55,11 +56,9 @@ pub(crate) struct ActivityRow {
 
 /// The fields of an instance row the write paths need.
 struct Head {
-    name: String,
     execution_id: String,
     status: RuntimeStatus,
     history_len: i64,
-    parent: Option<ParentInstance>,
 }
 
 /// The writer's view for one command.
@@ -74,27 +73,14 @@ impl Ctx<'_> {
     fn head(&self, instance_id: &str) -> Result<Option<Head>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT name, execution_id, status, history_len, parent_instance_id, parent_execution_id, \
-                 parent_task_id FROM instances WHERE instance_id = ?1",
-            )
+            .prepare_cached("SELECT execution_id, status, history_len FROM instances WHERE instance_id = ?1")
             .db()?;
         let row = stmt
-            .query_row([instance_id], |r| {
-                let parent = match (r.get::<_, Option<String>>(4)?, r.get::<_, Option<String>>(5)?) {
-                    (Some(instance_id), Some(execution_id)) => Some(ParentInstance {
-                        instance_id,
-                        execution_id,
-                        task_id: r.get::<_, Option<i64>>(6)?.and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
-                    }),
-                    _ => None,
-                };
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get(3)?, parent))
-            })
+            .query_row([instance_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?)))
             .optional()
             .db()?;
-        row.map(|(name, execution_id, status, history_len, parent)| {
-            Ok(Head { name, execution_id, status: codec::status_from(status)?, history_len, parent })
+        row.map(|(execution_id, status, history_len)| {
+            Ok(Head { execution_id, status: codec::status_from(status)?, history_len })
         })
         .transpose()
     }
@@ -335,7 +321,14 @@ impl Ctx<'_> {
         }
         for child in &c.new_instances {
             match self.create(fx, child) {
-                Err(e @ Error::AlreadyExists { .. }) => self.fail_to_parent(fx, child, &e, c)?,
+                // The parent learns it through `SubOrchestrationFailed` instead of the whole turn
+                // failing.
+                Err(Error::AlreadyExists { .. }) => match child.collision_message(c.now) {
+                    Some(m) => self.deliver(fx, &m)?,
+                    None => {
+                        tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent already exists")
+                    }
+                },
                 other => other?,
             }
         }
@@ -343,7 +336,7 @@ impl Ctx<'_> {
             self.deliver(fx, m)?;
         }
         if let Some(next) = &c.continue_as_new {
-            self.continue_as_new(fx, id, &head, next, c)?;
+            self.continue_as_new(fx, id, next)?;
         } else if c.status.is_terminal() {
             self.delete_all_messages(fx, id)?;
             self.delete_activities(fx, id, true)?;
@@ -365,41 +358,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// A sub-orchestration id is held by an unfinished instance: the parent learns it through
-    /// `SubOrchestrationFailed` instead of the whole turn failing.
-    fn fail_to_parent(
-        &self,
-        fx: &mut Effects,
-        child: &CreateInstance,
-        e: &Error,
-        c: &TurnCommit,
-    ) -> Result<()> {
-        let Some(parent) = &child.parent else {
-            tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent already exists");
-            return Ok(());
-        };
-        let failure = FailureDetails::new("InstanceAlreadyExists", e.to_string());
-        let event =
-            HistoryEvent::new(c.now, EventKind::SubOrchestrationFailed { task_id: parent.task_id, failure });
-        self.deliver(
-            fx,
-            &NewMessage {
-                instance_id: parent.instance_id.clone(),
-                execution_id: Some(parent.execution_id.clone()),
-                event,
-            },
-        )
-    }
-
     /// Switches the instance to its next execution; see `TurnCommit::continue_as_new`.
-    fn continue_as_new(
-        &self,
-        fx: &mut Effects,
-        id: &str,
-        head: &Head,
-        next: &durable_store::NewExecution,
-        c: &TurnCommit,
-    ) -> Result<()> {
+    fn continue_as_new(&self, fx: &mut Effects, id: &str, next: &durable_store::NewExecution) -> Result<()> {
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
         // Everything addressed to an execution is the old one's (timers, completions).
         let sql = "DELETE FROM messages WHERE instance_id = ?1 AND execution_id IS NOT NULL RETURNING id, visible_at";
@@ -412,14 +372,6 @@ impl Ctx<'_> {
             .db()?
             .execute(params![id, next.execution_id, codec::payload_text(&next.input)])
             .db()?;
-        let start = HistoryEvent::new(
-            c.now,
-            EventKind::ExecutionStarted {
-                name: head.name.clone(),
-                input: next.input.clone(),
-                parent: head.parent.clone(),
-            },
-        );
         let kept: Vec<i64> = self
             .conn
             .prepare_cached("SELECT id FROM messages WHERE instance_id = ?1 ORDER BY id")
@@ -428,7 +380,7 @@ impl Ctx<'_> {
             .db()?
             .collect::<rusqlite::Result<_>>()
             .db()?;
-        self.enqueue(fx, id, Some(&next.execution_id), &start, None, None)?;
+        self.enqueue(fx, id, Some(&next.execution_id), &next.start, None, None)?;
         for e in &next.carried_events {
             self.enqueue(fx, id, Some(&next.execution_id), e, None, None)?;
         }
@@ -445,6 +397,97 @@ impl Ctx<'_> {
         for m in kept {
             requeue.execute([m]).db()?;
             del.execute([m]).db()?;
+        }
+        Ok(())
+    }
+
+    /// `rewind_instance`.
+    pub fn rewind(&self, fx: &mut Effects, r: &RewindCommit) -> Result<()> {
+        let id = r.instance_id.as_str();
+        let Some(head) = self.head(id)? else {
+            return Err(Error::NotFound { instance_id: id.to_owned() });
+        };
+        if head.status != RuntimeStatus::Failed {
+            return Err(Error::Conflict(format!(
+                "instance '{id}' is {}; only Failed instances can be rewound",
+                head.status
+            )));
+        }
+        let expected = i64::try_from(r.expected_history_len).unwrap_or(i64::MAX);
+        if head.execution_id != r.execution_id || head.history_len != expected {
+            return Err(Error::Conflict(format!("instance '{id}' changed while its rewind was planned")));
+        }
+        // Every check that can refuse the rewind ran: now write.
+        self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
+        if !r.history.is_empty() {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO history (instance_id, execution_id, first_event_index, events) VALUES (?1, ?2, 0, ?3)",
+                )
+                .db()?
+                .execute(params![id, r.execution_id, codec::encode_turn(&r.history)?])
+                .db()?;
+        }
+        let status = if r.history.is_empty() { RuntimeStatus::Pending } else { RuntimeStatus::Running };
+        self.conn
+            .prepare_cached(
+                "UPDATE instances SET status = ?2, output = NULL, failure = NULL, completed_at = NULL, \
+                 updated_at = ?3, history_len = ?4 WHERE instance_id = ?1",
+            )
+            .db()?
+            .execute(params![id, codec::status_code(status), codec::us(r.now), r.history.len() as i64])
+            .db()?;
+        for event in &r.messages {
+            self.enqueue(fx, id, Some(&r.execution_id), event, None, None)?;
+        }
+        let mut ins = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO activities (instance_id, execution_id, task_id, name, input) \
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM activities \
+                 WHERE instance_id = ?1 AND execution_id = ?2 AND task_id = ?3)",
+            )
+            .db()?;
+        for a in &r.activities {
+            if ins
+                .execute(params![id, r.execution_id, a.task_id, a.name, codec::payload_text(&a.input)])
+                .db()?
+                > 0
+            {
+                fx.activities.push(self.conn.last_insert_rowid());
+            }
+        }
+        for t in &r.timers {
+            let due = codec::us_ceil(t.fire_at);
+            self.enqueue(fx, id, Some(&r.execution_id), &t.fired_event(), Some(due), Some(t.timer_id))?;
+        }
+        for child in &r.new_instances {
+            match self.create(fx, child) {
+                Err(Error::AlreadyExists { .. }) => match child.collision_message(r.now) {
+                    Some(m) => self.deliver(fx, &m)?,
+                    None => {
+                        tracing::warn!(child = %child.instance_id, "a rewound child without a parent already exists")
+                    }
+                },
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `set_stall`: the reason (keeping `stall_since` when it is the same one) or none.
+    pub fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE instances SET stall_since = CASE WHEN ?2 IS NULL THEN NULL \
+                 WHEN stall_reason IS ?2 THEN stall_since ELSE ?3 END, stall_reason = ?2 WHERE instance_id = ?1",
+            )
+            .db()?
+            .execute(params![instance_id, reason, self.now])
+            .db()?;
+        if changed == 0 {
+            return Err(Error::NotFound { instance_id: instance_id.to_owned() });
         }
         Ok(())
     }
@@ -467,13 +510,7 @@ impl Ctx<'_> {
         let Some((instance_id, execution_id, task_id)) = row else { return Err(Error::LeaseLost) };
         fx.removed_activities.push(lease.activity_id);
         fx.activity_completions += 1;
-        let kind = match outcome {
-            ActivityOutcome::Completed(result) => {
-                EventKind::TaskCompleted { task_id, result: result.clone() }
-            }
-            ActivityOutcome::Failed(failure) => EventKind::TaskFailed { task_id, failure: failure.clone() },
-        };
-        let event = HistoryEvent::new(codec::ts(self.now), kind);
+        let event = outcome.clone().into_event(task_id, codec::ts(self.now));
         self.deliver(fx, &NewMessage { instance_id, execution_id: Some(execution_id), event })
     }
 

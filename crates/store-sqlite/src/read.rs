@@ -79,7 +79,7 @@ impl ReadPool {
 
 /// Columns of [`instance_row`], prefixed by the input column (or NULL).
 const INSTANCE_COLUMNS: &str = "instance_id, name, execution_id, status, output, failure, custom_status, \
-     created_at, updated_at, completed_at, parent_instance_id, history_len";
+     created_at, updated_at, completed_at, parent_instance_id, history_len, stall_reason, stall_since";
 
 fn instance_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
     Ok(RawInstance {
@@ -96,6 +96,8 @@ fn instance_row(r: &Row<'_>) -> rusqlite::Result<RawInstance> {
         completed_at: r.get(10)?,
         parent_instance_id: r.get(11)?,
         history_len: r.get(12)?,
+        stall_reason: r.get(13)?,
+        stall_since: r.get(14)?,
     })
 }
 
@@ -114,6 +116,8 @@ struct RawInstance {
     completed_at: Option<i64>,
     parent_instance_id: Option<String>,
     history_len: i64,
+    stall_reason: Option<String>,
+    stall_since: Option<i64>,
 }
 
 impl RawInstance {
@@ -132,6 +136,10 @@ impl RawInstance {
             completed_at: self.completed_at.map(codec::ts),
             parent_instance_id: self.parent_instance_id,
             history_len: u64::try_from(self.history_len).unwrap_or(0),
+            stall: self.stall_reason.map(|reason| durable_store::Stall {
+                reason,
+                since: codec::ts(self.stall_since.unwrap_or(self.updated_at)),
+            }),
         })
     }
 }

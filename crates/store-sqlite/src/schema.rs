@@ -15,10 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`). Bump it when adding a migration.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1.
 ///
@@ -82,7 +82,20 @@ CREATE TABLE activities (
 CREATE INDEX activities_by_instance ON activities (instance_id);
 ";
 
-/// Version 2: what the dashboard needs to stay fast with millions of instances.
+/// Version 2: why an instance waits for another node (`Store::set_stall`). Any change of the
+/// instance's status or history clears it, in a trigger, so the node that makes progress needs
+/// no extra write and the hot commit statements stay as they are.
+const V2: &str = "
+ALTER TABLE instances ADD COLUMN stall_reason TEXT;
+ALTER TABLE instances ADD COLUMN stall_since INTEGER;
+CREATE TRIGGER instances_progress_clears_stall AFTER UPDATE OF status, history_len ON instances
+WHEN OLD.stall_reason IS NOT NULL AND (NEW.status IS NOT OLD.status OR NEW.history_len IS NOT OLD.history_len)
+BEGIN
+    UPDATE instances SET stall_reason = NULL, stall_since = NULL WHERE instance_id = NEW.instance_id;
+END;
+";
+
+/// Version 3: what the dashboard needs to stay fast with millions of instances.
 ///
 /// - `instances_by_status` and `instances_by_name` serve filtered lists in (created, id) order
 ///   (the table is `WITHOUT ROWID`, so every index ends with the primary key `instance_id`).
@@ -91,7 +104,7 @@ CREATE INDEX activities_by_instance ON activities (instance_id);
 ///   every instance. The writer is the only writer, so the counter rows are never contended;
 ///   a status change costs two small updates of a page that stays in cache. (The writer runs
 ///   with `recursive_triggers` on, so the rows `INSERT OR REPLACE` deletes are counted too.)
-const V2: &str = "
+const V3: &str = "
 CREATE INDEX instances_by_status ON instances (status, created_at);
 CREATE INDEX instances_by_name ON instances (name, created_at);
 
@@ -151,7 +164,7 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
         Synchronous::Normal => "NORMAL",
     };
     // recursive_triggers: a row that `INSERT OR REPLACE` deletes fires the delete trigger too,
-    // which keeps `instance_counts` exact when a finished instance is replaced (see V2).
+    // which keeps `instance_counts` exact when a finished instance is replaced (see V3).
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA recursive_triggers = ON;"
     ))
@@ -222,5 +235,28 @@ mod tests {
     #[test]
     fn every_version_has_a_migration() {
         assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+    }
+
+    /// A database written by the first version (with data) is brought up to date at open.
+    #[test]
+    fn a_version_1_database_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.execute_batch(
+                "PRAGMA user_version = 1; INSERT INTO instances (instance_id, name, execution_id, status, \
+                 created_at, updated_at, history_len) VALUES ('old', 'Orch', 'e1', 1, 0, 0, 0);",
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let stall: Option<String> = conn
+            .query_row("SELECT stall_reason FROM instances WHERE instance_id = 'old'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stall, None);
     }
 }

@@ -16,7 +16,9 @@ use crate::codec::Db;
 use crate::ops::{ActivityRow, Ctx, Effects};
 use crate::shared::Shared;
 use durable_core::HistoryEvent;
-use durable_store::{ActivityLease, ActivityOutcome, CreateInstance, Error, PurgeFilter, Result, TurnCommit};
+use durable_store::{
+    ActivityLease, ActivityOutcome, CreateInstance, Error, PurgeFilter, Result, RewindCommit, TurnCommit,
+};
 use rusqlite::Connection;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -33,6 +35,8 @@ pub(crate) enum Command {
     LeaseActivities(Vec<(i64, u64)>, Reply<Vec<ActivityRow>>),
     Purge(String, Reply<u64>),
     PurgeMatching(Box<PurgeFilter>, Reply<u64>),
+    SetStall(String, Option<String>, Reply<()>),
+    Rewind(Box<RewindCommit>, Reply<()>),
 }
 
 /// What a command asks for, without its reply channel, so a batch can be run twice.
@@ -44,6 +48,8 @@ enum Request {
     LeaseActivities(Vec<(i64, u64)>),
     Purge(String),
     PurgeMatching(Box<PurgeFilter>),
+    SetStall(String, Option<String>),
+    Rewind(Box<RewindCommit>),
 }
 
 /// Where a command's answer goes.
@@ -70,6 +76,8 @@ impl Command {
             Command::LeaseActivities(l, tx) => (Request::LeaseActivities(l), ReplyTo::Rows(tx)),
             Command::Purge(id, tx) => (Request::Purge(id), ReplyTo::Count(tx)),
             Command::PurgeMatching(f, tx) => (Request::PurgeMatching(f), ReplyTo::Count(tx)),
+            Command::SetStall(id, reason, tx) => (Request::SetStall(id, reason), ReplyTo::Unit(tx)),
+            Command::Rewind(r, tx) => (Request::Rewind(r), ReplyTo::Unit(tx)),
         }
     }
 }
@@ -130,6 +138,8 @@ fn execute(ctx: &Ctx<'_>, request: &Request, fx: &mut Effects) -> Outcome {
         Request::LeaseActivities(leased) => Outcome::Rows(ctx.lease_activities(fx, leased)),
         Request::Purge(id) => Outcome::Count(ctx.purge(fx, id)),
         Request::PurgeMatching(filter) => Outcome::Count(ctx.purge_matching(fx, filter)),
+        Request::SetStall(id, reason) => Outcome::Unit(ctx.set_stall(id, reason.as_deref())),
+        Request::Rewind(r) => Outcome::Unit(ctx.rewind(fx, r)),
     }
 }
 

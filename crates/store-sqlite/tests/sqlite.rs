@@ -96,10 +96,10 @@ async fn a_newer_schema_is_refused() {
     }
 }
 
-/// A version 1 database (before the status counts and the list indexes) is migrated at open:
+/// A version 2 database (before the status counts and the list indexes) is migrated at open:
 /// the counts start from the instances already there, and lists use the new indexes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrading_from_version_1_counts_the_existing_instances() {
+async fn upgrading_from_version_2_counts_the_existing_instances() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("durable.db");
     {
@@ -110,12 +110,12 @@ async fn upgrading_from_version_1_counts_the_existing_instances() {
         run_turn(&store, "u1", |c| c.status = RuntimeStatus::Completed).await;
         store.close().await.unwrap();
     }
-    // Back to version 1, as a database written by an older build would be.
+    // Back to version 2, as a database written by an older build would be.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TRIGGER instance_counts_insert; DROP TRIGGER instance_counts_delete;
          DROP TRIGGER instance_counts_update; DROP TABLE instance_counts;
-         DROP INDEX instances_by_status; DROP INDEX instances_by_name; PRAGMA user_version = 1;",
+         DROP INDEX instances_by_status; DROP INDEX instances_by_name; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);
@@ -203,7 +203,8 @@ async fn clones_share_one_store() {
     b.send_message("shared", raised("e", "1")).await.unwrap();
     let item = fetch_for(&b, "shared", LONG).await;
     assert_eq!(item.messages.len(), 2);
-    let late = HistoryEvent::new(now(), EventKind::EventRaised { name: "late".into(), input: None });
+    let late =
+        HistoryEvent::new(now(), EventKind::EventRaised { name: "late".into(), input: None, id: None });
     a.send_message("shared", late).await.unwrap();
     b.close().await.unwrap();
     assert!(matches!(a.get_instance("shared").await, Err(Error::Unavailable(_))));

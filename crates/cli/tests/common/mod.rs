@@ -23,6 +23,8 @@ pub struct Durable {
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     pub http: reqwest::Client,
+    /// `rpcBaseUrl` of the key-less local RPC endpoint, when started with `--local-rpc-port`.
+    pub local_rpc: Option<String>,
 }
 
 /// How to start a server.
@@ -59,22 +61,37 @@ impl Durable {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
+                let _ = tx.send(line);
             }
         });
-        let base = match rx.recv_timeout(DEADLINE) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "durable serve did not start; log:\n{}",
-                    std::fs::read_to_string(&log_path).unwrap_or_default()
-                );
+        // "local rpc listening on" (if any) comes before "listening on".
+        let mut local_rpc = None;
+        let base = loop {
+            match rx.recv_timeout(DEADLINE) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("local rpc listening on ") {
+                        local_rpc = Some(url.to_owned());
+                    } else if let Some(url) = line.strip_prefix("listening on ") {
+                        break url.to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "durable serve did not start; log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
             }
         };
-        Durable { child, base, data_dir: data_dir.to_owned(), log_path, http: reqwest::Client::new() }
+        Durable {
+            child,
+            base,
+            data_dir: data_dir.to_owned(),
+            log_path,
+            http: reqwest::Client::new(),
+            local_rpc,
+        }
     }
 
     /// Kills the process without warning (SIGKILL).

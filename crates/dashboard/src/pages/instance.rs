@@ -131,6 +131,9 @@ pub(crate) fn details(loaded: &Loaded) -> Markup {
                     }
                     dt { "Execution" } dd { code { (s.execution_id) } }
                     dt { "History events" } dd { (loaded.history.len()) }
+                    @if let Some(stall) = &s.stall {
+                        dt { "Stalled" } dd.stall { (stall.reason) " (since " (time(stall.since)) ")" }
+                    }
                     @if let Some(parent) = &s.parent_instance_id {
                         dt { "Parent" } dd { a href=(instance_href(parent)) { code { (parent) } } }
                     }
@@ -277,7 +280,10 @@ fn describe(kind: &EventKind) -> (Markup, Option<String>) {
             html! { (status.as_str()) @if let Some(f) = failure { ": " (f.error_type) " — " (f.message) } },
             short(result),
         ),
-        EventKind::ExecutionTerminated { reason } | EventKind::ExecutionSuspended { reason } | EventKind::ExecutionResumed { reason } => {
+        EventKind::ExecutionTerminated { reason }
+        | EventKind::ExecutionSuspended { reason }
+        | EventKind::ExecutionResumed { reason }
+        | EventKind::ExecutionRewound { reason } => {
             (html! { @if let Some(r) = reason { (r) } }, None)
         }
         EventKind::TaskScheduled { id, name, input } => (html! { "#" (id) " " (name) }, short(input)),
@@ -292,7 +298,7 @@ fn describe(kind: &EventKind) -> (Markup, Option<String>) {
         EventKind::SubOrchestrationCompleted { task_id, result } => (html! { "#" (task_id) }, short(result)),
         EventKind::TimerCreated { id, fire_at } => (html! { "#" (id) " due " (time(*fire_at)) }, None),
         EventKind::TimerFired { timer_id, .. } => (html! { "#" (timer_id) }, None),
-        EventKind::EventRaised { name, input } => (html! { (name) }, short(input)),
+        EventKind::EventRaised { name, input, .. } => (html! { (name) }, short(input)),
         EventKind::EventSent { id, instance_id, name, input } => (
             html! { "#" (id) " " (name) " → " a href=(instance_href(instance_id)) { code { (instance_id) } } },
             short(input),

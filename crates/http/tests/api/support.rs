@@ -79,6 +79,7 @@ pub fn registry() -> Registry {
 
 pub struct App {
     pub router: Router,
+    pub state: HttpState,
     pub client: Client,
     pub runtime: Runtime,
     _dir: tempfile::TempDir,
@@ -131,7 +132,7 @@ impl App {
         let mut http = HttpOptions { system_keys: vec![KEY.into()], ..HttpOptions::default() };
         configure(&mut http);
         let state = HttpState::new(runtime.client(), http).unwrap();
-        App { router: router(state), client: runtime.client(), runtime, _dir: dir }
+        App { router: router(state.clone()), state, client: runtime.client(), runtime, _dir: dir }
     }
 
     pub async fn send(&self, request: Request<Body>) -> Resp {

@@ -1,6 +1,8 @@
 //! A test node: a real SQLite file in a temp dir with a runtime on it, which can be restarted.
 #![allow(dead_code)]
 
+pub mod faulty;
+
 use durable_core::RuntimeStatus;
 use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
 use durable_store::{InstanceState, Store};

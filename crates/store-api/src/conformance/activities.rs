@@ -134,8 +134,12 @@ pub async fn activity_completion_for_finished_or_other_execution_enqueues_nothin
     store.send_message("fb", raised("restart", "1")).await.unwrap();
     run_turn(&store, "fb", |c| {
         c.status = RuntimeStatus::ContinuedAsNew;
+        let start = HistoryEvent::new(
+            c.now,
+            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None },
+        );
         c.continue_as_new =
-            Some(NewExecution { execution_id: "e2".into(), input: None, carried_events: vec![] });
+            Some(NewExecution { execution_id: "e2".into(), input: None, start, carried_events: vec![] });
     })
     .await;
     store.complete_activity(&b.lease, ActivityOutcome::Completed(Some(json("1")))).await.unwrap();

@@ -300,7 +300,10 @@ pub async fn large_payloads_round_trip<S: Store>(store: S) {
     });
     assert_eq!(act.input, Some(big('a')));
     store.complete_activity(&act.lease, ActivityOutcome::Completed(Some(big('r')))).await.unwrap();
-    let ev = HistoryEvent::new(now(), EventKind::EventRaised { name: "E".into(), input: Some(big('e')) });
+    let ev = HistoryEvent::new(
+        now(),
+        EventKind::EventRaised { name: "E".into(), input: Some(big('e')), id: None },
+    );
     store.send_message("big", ev.clone()).await.unwrap();
 
     let item = fetch_for(&store, "big", LONG).await;
