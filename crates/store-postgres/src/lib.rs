@@ -322,6 +322,11 @@ impl PostgresStore {
         {
             let mut client = pool.get().await.map_err(unavailable)?;
             schema::migrate(&mut client, &options.schema).await?;
+            // Keeps the per-session status counters few: those of ended sessions are folded.
+            let fold = Sql::new(&options.schema).fold_instance_counts;
+            if let Err(e) = client.batch_execute(&fold).await {
+                tracing::warn!(error = %e, "folding the instance counters failed; counts stay exact");
+            }
         }
 
         let signals = Arc::new(Signals::default());

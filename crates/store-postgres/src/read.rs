@@ -107,7 +107,15 @@ pub(crate) fn query_statement(
     let mut statuses: Vec<i16> = q.statuses.iter().map(|s| codec::status_code(*s)).collect();
     statuses.sort_unstable();
     statuses.dedup();
+    // A prefix of three characters or more matches few ids: read them by primary key and sort
+    // them, instead of walking the creation order looking for them (plans are generic, so
+    // the planner cannot tell from the value).
+    let by_id = q.instance_id_prefix.as_ref().is_some_and(|p| p.chars().count() >= 3);
     let sql = match statuses.as_slice() {
+        [] if by_id => format!(
+            "WITH m AS MATERIALIZED (SELECT {input}, {columns}, created_at AS sort_created, instance_id AS sort_id \
+             FROM {table} WHERE true{filters}) SELECT * FROM m ORDER BY sort_created {desc}, sort_id {desc} {limit}"
+        ),
         [] => format!("SELECT {input}, {columns} FROM {table} WHERE true{filters} {order} {limit}"),
         [one] => format!("SELECT {input}, {columns} FROM {table} WHERE status = {one}{filters} {order} {limit}"),
         _ => {

@@ -116,6 +116,7 @@ pub(crate) struct Sql {
     pub instance_columns: &'static str,
     pub instances_table: String,
     pub count_instances: String,
+    pub fold_instance_counts: String,
 }
 
 impl Sql {
@@ -225,7 +226,10 @@ impl Sql {
             ),
             instance_columns: INSTANCE_COLUMNS,
             instances_table: format!("{s}.instances"),
-            count_instances: format!("SELECT status, count(*) FROM {s}.instances GROUP BY status"),
+            count_instances: format!(
+                "SELECT status, sum(n)::bigint FROM {s}.instance_counts GROUP BY status HAVING sum(n) <> 0"
+            ),
+            fold_instance_counts: format!("SELECT {s}.fold_instance_counts()"),
         }
     }
 }

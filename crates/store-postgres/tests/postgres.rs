@@ -72,6 +72,11 @@ async fn a_version_1_schema_is_upgraded() {
              DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
              DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
              DROP INDEX {q}.instances_status; DROP INDEX {q}.instances_name; \
+             DROP TRIGGER instances_count_insert ON {q}.instances; \
+             DROP TRIGGER instances_count_delete ON {q}.instances; \
+             DROP TRIGGER instances_count_update ON {q}.instances; \
+             DROP FUNCTION {q}.count_status_change; DROP FUNCTION {q}.fold_instance_counts; \
+             DROP TABLE {q}.instance_counts; \
              DELETE FROM {q}.schema_version WHERE version > 1"
         ))
         .await
