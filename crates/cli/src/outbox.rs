@@ -71,6 +71,9 @@ mod tests {
         outbox.send("+14255550101", "Your verification code is 9999", "inst:2:e1:0").await.unwrap();
         let mine = reader.messages_for("inst").unwrap();
         assert_eq!(mine.len(), 1);
-        assert_eq!((mine[0].to.as_str(), mine[0].body.as_str()), ("+14255550100", "Your verification code is 1234"));
+        assert_eq!(
+            (mine[0].to.as_str(), mine[0].body.as_str()),
+            ("+14255550100", "Your verification code is 1234")
+        );
     }
 }

@@ -109,7 +109,10 @@ async fn wait_text(c: &Client, css: &str, text: &str) -> String {
         }
         if Instant::now() >= deadline {
             let page = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap_or_default();
-            panic!("no {css} with text {text:?} on {}; the page says:\n{page}", c.current_url().await.unwrap());
+            panic!(
+                "no {css} with text {text:?} on {}; the page says:\n{page}",
+                c.current_url().await.unwrap()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -178,7 +181,9 @@ async fn the_dashboard_works_in_a_real_browser_and_shows_no_secret() {
 
     let driver = ChromeDriver::start();
     let c = driver.browser().await;
-    let mut secrets = Secrets { forbidden: vec![KEY.to_owned(), done_code.clone(), wrong_guess.clone(), wait_code.clone()] };
+    let mut secrets = Secrets {
+        forbidden: vec![KEY.to_owned(), done_code.clone(), wrong_guess.clone(), wait_code.clone()],
+    };
 
     // Sign in: a wrong key is refused, the right one lands on the instances page.
     c.goto(&durable.url("/")).await.unwrap();
@@ -213,9 +218,15 @@ async fn the_dashboard_works_in_a_real_browser_and_shows_no_secret() {
     click(&c, "table.instances a[href='/instances/dash-done']").await;
     wait_text(&c, "h1", "dash-done").await;
     wait_text(&c, ".summary", "Completed").await;
-    c.find(Locator::Css("svg[data-timeline] rect[data-kind=activity][data-outcome=completed]")).await.unwrap();
+    c.find(Locator::Css("svg[data-timeline] rect[data-kind=activity][data-outcome=completed]"))
+        .await
+        .unwrap();
     c.find(Locator::Css("svg[data-timeline] rect[data-kind=timer][data-outcome=cancelled]")).await.unwrap();
-    assert_eq!(c.find_all(Locator::Css("svg[data-timeline] polygon.event")).await.unwrap().len(), 2, "two answers");
+    assert_eq!(
+        c.find_all(Locator::Css("svg[data-timeline] polygon.event")).await.unwrap().len(),
+        2,
+        "two answers"
+    );
     let caption = wait_text(&c, "figure.timeline figcaption", "activities").await;
     assert!(caption.starts_with("1 activities, 1 timers"), "{caption}");
     wait_text(&c, "table.history", "E4_SendSmsChallenge").await;
@@ -236,7 +247,10 @@ async fn the_dashboard_works_in_a_real_browser_and_shows_no_secret() {
     wait_text(&c, "#action-result", "Event 'SmsChallengeResponse' raised.").await;
     wait_text(&c, ".summary", "Completed").await;
     // The form was cleared once the answer was sent; nothing on the page shows it.
-    assert_eq!(c.find(Locator::Css("#ev-data")).await.unwrap().prop("value").await.unwrap().as_deref(), Some(""));
+    assert_eq!(
+        c.find(Locator::Css("#ev-data")).await.unwrap().prop("value").await.unwrap().as_deref(),
+        Some("")
+    );
     secrets.check(&c).await;
     let wait_status: serde_json::Value = durable
         .http
@@ -272,7 +286,10 @@ async fn the_dashboard_works_in_a_real_browser_and_shows_no_secret() {
     click(&c, "form[data-clear] button[type=submit]").await;
     wait_text(&c, "#action-result", "Answer sent.").await;
     wait_text(&c, "[data-output=true]", "Verified").await;
-    assert_eq!(c.find(Locator::Css("#code")).await.unwrap().prop("value").await.unwrap().as_deref(), Some(""));
+    assert_eq!(
+        c.find(Locator::Css("#code")).await.unwrap().prop("value").await.unwrap().as_deref(),
+        Some("")
+    );
     // Everywhere else, this code is a secret too.
     let try_it_instance = c.current_url().await.unwrap().path().rsplit('/').next().unwrap().to_owned();
     secrets.forbidden.push(code);

@@ -59,18 +59,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("newest 50", q(&|_| {})),
         ("status=Running (10 %)", q(&|q| q.statuses = vec![RuntimeStatus::Running])),
         ("status=Failed (5 %)", q(&|q| q.statuses = vec![RuntimeStatus::Failed])),
-        ("status=Failed|Terminated", q(&|q| q.statuses = vec![RuntimeStatus::Failed, RuntimeStatus::Terminated])),
+        (
+            "status=Failed|Terminated",
+            q(&|q| q.statuses = vec![RuntimeStatus::Failed, RuntimeStatus::Terminated]),
+        ),
         ("name=Other (10 %)", q(&|q| q.name = Some("Other".into()))),
         ("id prefix 'ab' (1/256)", q(&|q| q.instance_id_prefix = Some("ab".into()))),
         ("id prefix 'abcd' (1/65536)", q(&|q| q.instance_id_prefix = Some("abcd".into()))),
-        ("created in a 1-minute window", q(&|q| {
-            q.created_from = Some(at(n as i64 / 2));
-            q.created_to = Some(at(n as i64 / 2 + 60_000));
-        })),
+        (
+            "created in a 1-minute window",
+            q(&|q| {
+                q.created_from = Some(at(n as i64 / 2));
+                q.created_to = Some(at(n as i64 / 2 + 60_000));
+            }),
+        ),
         ("page at the middle (continuation)", q(&|q| q.continuation = deep.clone())),
     ];
     println!("\n{:<40} {:>10}", "store query", "median ms");
-    println!("{:<40} {:>10.2}", "count_instances", time(|| async { store.count_instances().await.map(drop) }).await?);
+    println!(
+        "{:<40} {:>10.2}",
+        "count_instances",
+        time(|| async { store.count_instances().await.map(drop) }).await?
+    );
     for (label, query) in &queries {
         let ms = time(|| async { store.query_instances(query).await.map(drop) }).await?;
         println!("{label:<40} {ms:>10.2}");
@@ -78,11 +88,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The dashboard's pages, rendered by its router (no authentication: the session is
     // issued on the fly, as for a local server).
-    let registry = Registry::new().orchestrator(NAME, |_ctx, _: ()| async { Ok::<_, durable_core::Error>(()) });
+    let registry =
+        Registry::new().orchestrator(NAME, |_ctx, _: ()| async { Ok::<_, durable_core::Error>(()) });
     let runtime = Runtime::start(store.clone(), registry, RuntimeOptions::default())?;
     let app = router(Dashboard::new(runtime.client(), store.clone(), DashboardOptions::default()));
     println!("\n{:<40} {:>10}", "dashboard page", "median ms");
-    for path in ["/", "/live/instances", "/?status=Failed", "/?name=Other", "/?prefix=abcd", "/?status=Running&size=200"] {
+    for path in [
+        "/",
+        "/live/instances",
+        "/?status=Failed",
+        "/?name=Other",
+        "/?prefix=abcd",
+        "/?status=Running&size=200",
+    ] {
         let ms = time(|| async {
             let request = axum::http::Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
             let response = app.clone().oneshot(request).await.unwrap();

@@ -6,9 +6,9 @@
 //! background (the request says so with `x-dashboard-fetch: 1`) and shows the answer, a small
 //! fragment, in place; without the script the answer is the whole page with the message.
 
+use crate::Dashboard;
 use crate::auth::Session;
 use crate::pages::{self, Flash, instance_href};
-use crate::Dashboard;
 use axum::Extension;
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -62,7 +62,12 @@ fn reason(form: &ActionForm) -> Option<&str> {
     Some(form.reason.trim()).filter(|r| !r.is_empty())
 }
 
-async fn perform(dashboard: &Dashboard, id: &str, action: &str, form: &ActionForm) -> Result<Flash, (StatusCode, String)> {
+async fn perform(
+    dashboard: &Dashboard,
+    id: &str,
+    action: &str,
+    form: &ActionForm,
+) -> Result<Flash, (StatusCode, String)> {
     let client = &dashboard.client;
     let failed = |e: durable_runtime::client::Error| pages::client_error(&e);
     match action {
@@ -103,7 +108,8 @@ async fn perform(dashboard: &Dashboard, id: &str, action: &str, form: &ActionFor
         }
         "purge" => {
             let n = client.purge(id, form.force.is_some()).await.map_err(failed)?;
-            Ok(Flash::ok(format!("Purged {n} instance(s) with their history.")).with_link("/".into(), "Back to the instances"))
+            Ok(Flash::ok(format!("Purged {n} instance(s) with their history."))
+                .with_link("/".into(), "Back to the instances"))
         }
         _ => Err((StatusCode::NOT_FOUND, format!("There is no action '{}'.", action.escape_debug()))),
     }

@@ -221,7 +221,13 @@ fn is_https(dashboard: &Dashboard, headers: &HeaderMap) -> bool {
     }
 }
 
-fn set_cookie(dashboard: &Dashboard, headers: &HeaderMap, name: &str, value: &str, max_age: u64) -> HeaderValue {
+fn set_cookie(
+    dashboard: &Dashboard,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> HeaderValue {
     let secure = if is_https(dashboard, headers) { "; Secure" } else { "" };
     let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}");
     HeaderValue::from_str(&cookie).expect("cookie values are hex and digits")
@@ -264,7 +270,13 @@ pub(crate) async fn require_session(
     if !sessions.auth_enabled() {
         // No authentication: everyone gets a session, only to carry CSRF tokens.
         let (token, session) = sessions.issue();
-        let cookie = set_cookie(&dashboard, req.headers(), SESSION_COOKIE, &token, dashboard.options.session_ttl.as_secs());
+        let cookie = set_cookie(
+            &dashboard,
+            req.headers(),
+            SESSION_COOKIE,
+            &token,
+            dashboard.options.session_ttl.as_secs(),
+        );
         req.extensions_mut().insert(session);
         let mut response = next.run(req).await;
         response.headers_mut().append(header::SET_COOKIE, cookie);
@@ -287,7 +299,12 @@ pub(crate) struct SignInQuery {
 /// Only local paths: a crafted `next` must not send a signed-in user elsewhere.
 fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control) => {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control) =>
+        {
             p.to_owned()
         }
         _ => "/".to_owned(),
@@ -317,7 +334,9 @@ fn sign_in_form(
     getrandom::fill(&mut token).expect("the OS random number generator works");
     let token = hex(&token);
     let mut response = (status, pages::sign_in(&token, &local_path(next), flash)).into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(dashboard, headers, SIGN_IN_COOKIE, &token, 3600));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(dashboard, headers, SIGN_IN_COOKIE, &token, 3600));
     response
 }
 
@@ -346,8 +365,13 @@ pub(crate) async fn sign_in(
     }
     if sessions.throttled() {
         let flash = Flash::error("Too many failed sign-ins. Wait a minute, then try again.");
-        let mut response =
-            sign_in_form(&dashboard, &headers, form.next.as_deref(), Some(flash), StatusCode::TOO_MANY_REQUESTS);
+        let mut response = sign_in_form(
+            &dashboard,
+            &headers,
+            form.next.as_deref(),
+            Some(flash),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         return response;
     }
@@ -357,7 +381,13 @@ pub(crate) async fn sign_in(
         let flash = Flash::error(
             "That key is not valid. Use the system key: `durable key` prints it (or DURABLE_SYSTEM_KEY).",
         );
-        return sign_in_form(&dashboard, &headers, form.next.as_deref(), Some(flash), StatusCode::UNAUTHORIZED);
+        return sign_in_form(
+            &dashboard,
+            &headers,
+            form.next.as_deref(),
+            Some(flash),
+            StatusCode::UNAUTHORIZED,
+        );
     }
     let (token, _) = sessions.issue();
     let mut response = Redirect::to(&local_path(form.next.as_deref())).into_response();
@@ -387,7 +417,9 @@ pub(crate) async fn sign_out(
     }
     dashboard.sessions.revoke(&session);
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&dashboard, &headers, SESSION_COOKIE, "", 0));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&dashboard, &headers, SESSION_COOKIE, "", 0));
     response
 }
 
@@ -424,7 +456,9 @@ mod tests {
     fn keys_and_csrf_tokens_compare_exactly() {
         let sessions = Sessions::new(&["alpha".into(), "beta-key".into()], Duration::from_secs(60));
         assert!(sessions.key_matches(b"alpha") && sessions.key_matches(b"beta-key"));
-        assert!(!sessions.key_matches(b"alph") && !sessions.key_matches(b"") && !sessions.key_matches(b"alphaa"));
+        assert!(
+            !sessions.key_matches(b"alph") && !sessions.key_matches(b"") && !sessions.key_matches(b"alphaa")
+        );
         let (_, session) = sessions.issue();
         assert!(session.check_csrf(&session.csrf.clone()).is_ok());
         assert!(session.check_csrf("").is_err());

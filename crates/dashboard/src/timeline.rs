@@ -105,25 +105,42 @@ impl Timeline {
                 }
                 EventKind::SubOrchestrationCreated { id, name, instance_id, .. } => {
                     open.insert(*id, bars.len());
-                    bars.push(Bar::open(Kind::SubOrchestration, *id, name.clone(), at, Some(instance_id.clone())));
+                    bars.push(Bar::open(
+                        Kind::SubOrchestration,
+                        *id,
+                        name.clone(),
+                        at,
+                        Some(instance_id.clone()),
+                    ));
                 }
-                EventKind::TaskCompleted { task_id, .. } | EventKind::SubOrchestrationCompleted { task_id, .. } => {
+                EventKind::TaskCompleted { task_id, .. }
+                | EventKind::SubOrchestrationCompleted { task_id, .. } => {
                     close(*task_id, Outcome::Completed, at, &mut bars)
                 }
                 EventKind::TaskFailed { task_id, .. } | EventKind::SubOrchestrationFailed { task_id, .. } => {
                     close(*task_id, Outcome::Failed, at, &mut bars)
                 }
-                EventKind::TimerFired { timer_id, fire_at } => close(*timer_id, Outcome::Fired, *fire_at, &mut bars),
+                EventKind::TimerFired { timer_id, fire_at } => {
+                    close(*timer_id, Outcome::Fired, *fire_at, &mut bars)
+                }
                 EventKind::EventRaised { name, .. } => {
                     marks.push(Mark { label: format!("event {name}"), at, class: "event" })
                 }
                 EventKind::EventSent { name, instance_id, .. } => {
                     marks.push(Mark { label: format!("sent {name} → {instance_id}"), at, class: "sent" })
                 }
-                EventKind::ExecutionSuspended { .. } => marks.push(Mark { label: "suspended".into(), at, class: "lifecycle" }),
-                EventKind::ExecutionResumed { .. } => marks.push(Mark { label: "resumed".into(), at, class: "lifecycle" }),
-                EventKind::ExecutionRewound { .. } => marks.push(Mark { label: "rewound".into(), at, class: "lifecycle" }),
-                EventKind::ExecutionTerminated { .. } => marks.push(Mark { label: "terminated".into(), at, class: "lifecycle" }),
+                EventKind::ExecutionSuspended { .. } => {
+                    marks.push(Mark { label: "suspended".into(), at, class: "lifecycle" })
+                }
+                EventKind::ExecutionResumed { .. } => {
+                    marks.push(Mark { label: "resumed".into(), at, class: "lifecycle" })
+                }
+                EventKind::ExecutionRewound { .. } => {
+                    marks.push(Mark { label: "rewound".into(), at, class: "lifecycle" })
+                }
+                EventKind::ExecutionTerminated { .. } => {
+                    marks.push(Mark { label: "terminated".into(), at, class: "lifecycle" })
+                }
                 EventKind::ExecutionCompleted { status, .. } => {
                     marks.push(Mark { label: status.as_str().to_lowercase(), at, class: "lifecycle" })
                 }
@@ -148,7 +165,13 @@ impl Timeline {
             }
         }
         let start = history.first().map(|e| e.timestamp);
-        let end = bars.iter().map(|b| b.end).chain(marks.iter().map(|m| m.at)).chain(start).chain([end_of_run]).max();
+        let end = bars
+            .iter()
+            .map(|b| b.end)
+            .chain(marks.iter().map(|m| m.at))
+            .chain(start)
+            .chain([end_of_run])
+            .max();
         Timeline { bars, marks, start, end }
     }
 
@@ -160,7 +183,8 @@ impl Timeline {
         };
         let span_us = (t1.as_microsecond() - t0.as_microsecond()).max(1) as f64;
         let plot = WIDTH - LABEL_WIDTH - 16.0;
-        let x = |t: Timestamp| LABEL_WIDTH + (t.as_microsecond() - t0.as_microsecond()) as f64 / span_us * plot;
+        let x =
+            |t: Timestamp| LABEL_WIDTH + (t.as_microsecond() - t0.as_microsecond()) as f64 / span_us * plot;
         let rows = self.bars.len() + self.marks.len();
         let shown = rows.min(MAX_ROWS);
         let height = TOP + shown as f64 * ROW + 8.0;
@@ -174,8 +198,9 @@ impl Timeline {
         );
         let ticks: Vec<(f64, String)> = (0..=4)
             .map(|i| {
-                let t = Timestamp::from_microsecond(t0.as_microsecond() + (span_us * f64::from(i) / 4.0) as i64)
-                    .unwrap_or(t0);
+                let t =
+                    Timestamp::from_microsecond(t0.as_microsecond() + (span_us * f64::from(i) / 4.0) as i64)
+                        .unwrap_or(t0);
                 (x(t), format!("+{}", format::duration(t0, t)))
             })
             .collect();
@@ -264,7 +289,17 @@ fn bar_svg(bar: &Bar, y: f64, x0: f64, x1: f64) -> Markup {
 
 fn mark_svg(mark: &Mark, y: f64, x: f64) -> Markup {
     let cy = y + 11.0;
-    let points = format!("{},{} {},{} {},{} {},{}", fmt(x), fmt(cy - 7.0), fmt(x + 7.0), fmt(cy), fmt(x), fmt(cy + 7.0), fmt(x - 7.0), fmt(cy));
+    let points = format!(
+        "{},{} {},{} {},{} {},{}",
+        fmt(x),
+        fmt(cy - 7.0),
+        fmt(x + 7.0),
+        fmt(cy),
+        fmt(x),
+        fmt(cy + 7.0),
+        fmt(x - 7.0),
+        fmt(cy)
+    );
     html! {
         text.rowlabel x="6" y=(fmt(y + 15.0)) { (truncate(&mark.label, 34)) }
         polygon class=(format!("mark {}", mark.class)) points=(points) data-kind="mark" {
@@ -283,7 +318,11 @@ fn kind_label(kind: Kind) -> &'static str {
 
 fn truncate(s: &str, max: usize) -> String {
     let s = s.trim();
-    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    }
 }
 
 #[cfg(test)]
@@ -325,24 +364,52 @@ mod tests {
             ev(0, EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None }),
             ev(0, EventKind::TaskScheduled { id: 0, name: "Send".into(), input: None }),
             ev(0, EventKind::TimerCreated { id: 1, fire_at: at(90_000) }),
-            ev(0, EventKind::SubOrchestrationCreated { id: 2, name: "Child".into(), instance_id: "i:2".into(), input: None }),
+            ev(
+                0,
+                EventKind::SubOrchestrationCreated {
+                    id: 2,
+                    name: "Child".into(),
+                    instance_id: "i:2".into(),
+                    input: None,
+                },
+            ),
             ev(200, EventKind::OrchestratorStarted),
             ev(150, EventKind::TaskCompleted { task_id: 0, result: Some(Payload::null()) }),
             ev(300, EventKind::OrchestratorStarted),
             ev(250, EventKind::SubOrchestrationFailed { task_id: 2, failure: FailureDetails::new("E", "x") }),
             ev(400, EventKind::OrchestratorStarted),
             ev(380, EventKind::EventRaised { name: "Answer".into(), input: None, id: None }),
-            ev(400, EventKind::ExecutionCompleted { status: RuntimeStatus::Completed, result: None, failure: None }),
+            ev(
+                400,
+                EventKind::ExecutionCompleted {
+                    status: RuntimeStatus::Completed,
+                    result: None,
+                    failure: None,
+                },
+            ),
         ];
         let t = Timeline::build(&history, &state(RuntimeStatus::Completed, Some(400)), at(10_000));
         let find = |id| t.bars.iter().find(|b| b.id == id).unwrap();
-        assert_eq!((find(0).kind, find(0).start, find(0).end, find(0).outcome), (Kind::Activity, at(0), at(150), Outcome::Completed));
-        assert_eq!((find(1).kind, find(1).end, find(1).outcome), (Kind::Timer, at(400), Outcome::Cancelled), "cancelled when the instance ended");
+        assert_eq!(
+            (find(0).kind, find(0).start, find(0).end, find(0).outcome),
+            (Kind::Activity, at(0), at(150), Outcome::Completed)
+        );
+        assert_eq!(
+            (find(1).kind, find(1).end, find(1).outcome),
+            (Kind::Timer, at(400), Outcome::Cancelled),
+            "cancelled when the instance ended"
+        );
         assert_eq!((find(2).outcome, find(2).link.as_deref()), (Outcome::Failed, Some("i:2")));
-        assert_eq!(t.marks.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(), ["event Answer", "completed"]);
+        assert_eq!(
+            t.marks.iter().map(|m| m.label.as_str()).collect::<Vec<_>>(),
+            ["event Answer", "completed"]
+        );
         assert_eq!((t.start, t.end), (Some(at(0)), Some(at(400))));
         let svg = t.render().into_string();
-        assert!(svg.contains("data-outcome=\"completed\"") && svg.contains("href=\"/instances/i%3A2\""), "{svg}");
+        assert!(
+            svg.contains("data-outcome=\"completed\"") && svg.contains("href=\"/instances/i%3A2\""),
+            "{svg}"
+        );
         assert!(svg.contains("<title>event Answer at "), "{svg}");
     }
 
@@ -360,6 +427,11 @@ mod tests {
         assert_eq!((t.bars[0].end, t.bars[0].outcome), (at(1_000), Outcome::Open));
         assert_eq!((t.bars[1].end, t.bars[1].outcome), (at(90_000), Outcome::Open));
         assert_eq!(t.end, Some(at(90_000)), "the axis reaches the due time");
-        assert!(Timeline::build(&[], &state(RuntimeStatus::Pending, None), at(0)).render().into_string().contains("Nothing"));
+        assert!(
+            Timeline::build(&[], &state(RuntimeStatus::Pending, None), at(0))
+                .render()
+                .into_string()
+                .contains("Nothing")
+        );
     }
 }

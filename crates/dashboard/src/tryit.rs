@@ -53,11 +53,12 @@ pub struct TryIt {
 }
 
 fn config(dashboard: &Dashboard) -> Result<&TryIt, Response> {
-    dashboard
-        .options
-        .try_it
-        .as_ref()
-        .ok_or_else(|| pages::error_response(StatusCode::NOT_FOUND, "This server does not run the phone-verification sample."))
+    dashboard.options.try_it.as_ref().ok_or_else(|| {
+        pages::error_response(
+            StatusCode::NOT_FOUND,
+            "This server does not run the phone-verification sample.",
+        )
+    })
 }
 
 fn href(id: &str) -> String {
@@ -65,7 +66,10 @@ fn href(id: &str) -> String {
 }
 
 /// `GET /try/phone-verification`.
-pub(crate) async fn page(State(dashboard): State<Dashboard>, Extension(session): Extension<Session>) -> Response {
+pub(crate) async fn page(
+    State(dashboard): State<Dashboard>,
+    Extension(session): Extension<Session>,
+) -> Response {
     let try_it = match config(&dashboard) {
         Ok(t) => t,
         Err(r) => return r,
@@ -73,7 +77,14 @@ pub(crate) async fn page(State(dashboard): State<Dashboard>, Extension(session):
     start_page(&dashboard, &session, try_it, None, "", StatusCode::OK)
 }
 
-fn start_page(dashboard: &Dashboard, session: &Session, try_it: &TryIt, flash: Option<Flash>, phone: &str, status: StatusCode) -> Response {
+fn start_page(
+    dashboard: &Dashboard,
+    session: &Session,
+    try_it: &TryIt,
+    flash: Option<Flash>,
+    phone: &str,
+    status: StatusCode,
+) -> Response {
     let body = html! {
         h1 { "Try phone verification" }
         p {
@@ -131,7 +142,9 @@ pub(crate) async fn start(
 async fn sample_instance(dashboard: &Dashboard, try_it: &TryIt, id: &str) -> Result<InstanceState, Response> {
     match dashboard.client.status(id).await {
         Ok(Some(state)) if state.name == try_it.orchestrator => Ok(state),
-        Ok(_) => Err(pages::error_response(StatusCode::NOT_FOUND, "There is no phone verification with this id.")),
+        Ok(_) => {
+            Err(pages::error_response(StatusCode::NOT_FOUND, "There is no phone verification with this id."))
+        }
         Err(e) => {
             let (status, message) = pages::client_error(&e);
             Err(pages::error_response(status, &message))
@@ -148,7 +161,13 @@ pub(crate) async fn instance(
     render(&dashboard, &session, &id, None, StatusCode::OK).await
 }
 
-async fn render(dashboard: &Dashboard, session: &Session, id: &str, flash: Option<Flash>, status: StatusCode) -> Response {
+async fn render(
+    dashboard: &Dashboard,
+    session: &Session,
+    id: &str,
+    flash: Option<Flash>,
+    status: StatusCode,
+) -> Response {
     let try_it = match config(dashboard) {
         Ok(t) => t,
         Err(r) => return r,
@@ -261,7 +280,8 @@ pub(crate) async fn answer(
     // The code travels as a JSON string (leading zeros kept); the sample's event hook turns it
     // into a MAC before anything is stored. It is never echoed.
     let data = Payload::from_value(form.code.trim()).expect("a string is JSON");
-    let (status, flash) = match dashboard.client.raise_event_raw(&id, &try_it.answer_event, Some(data)).await {
+    let (status, flash) = match dashboard.client.raise_event_raw(&id, &try_it.answer_event, Some(data)).await
+    {
         Ok(()) => (StatusCode::OK, Flash::ok("Answer sent.")),
         Err(e) => {
             let (status, message) = pages::client_error(&e);

@@ -53,5 +53,9 @@ async fn readyz(State(health): State<Health>) -> Response {
             Err(why) => tracing::warn!(reason = %why, "not ready"),
         }
     }
-    if ready { plain(StatusCode::OK, "ready\n") } else { plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+    if ready {
+        plain(StatusCode::OK, "ready\n")
+    } else {
+        plain(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
 }

@@ -270,8 +270,11 @@ impl Server {
         };
         let stop_http = CancellationToken::new();
         let stopped = || stop_http.clone().cancelled_owned();
-        let mut http =
-            vec![spawn_http(durable_http::serve(listener, app(&options, &runtime, state.clone(), extras), stopped()))];
+        let mut http = vec![spawn_http(durable_http::serve(
+            listener,
+            app(&options, &runtime, state.clone(), extras),
+            stopped(),
+        ))];
         let local_rpc_addr = local_rpc.map(|(listener, bound)| {
             let router = durable_http::local_rpc_router(state);
             http.push(spawn_http(durable_http::serve(listener, router, stopped())));
@@ -330,7 +333,12 @@ impl Server {
 /// One router for the port: the Durable Functions API, the health checks and (unless turned
 /// off) the dashboard. Their paths are disjoint and `merge` panics on an overlap, so the API
 /// keeps every route it had; unknown paths still get the API's JSON 404.
-fn app(options: &ServerOptions, runtime: &Runtime, state: HttpState, extras: DashboardExtras) -> axum::Router {
+fn app(
+    options: &ServerOptions,
+    runtime: &Runtime,
+    state: HttpState,
+    extras: DashboardExtras,
+) -> axum::Router {
     let mut router = durable_http::router(state).merge(durable_http::health_router(runtime.store().clone()));
     if options.dashboard {
         let dashboard = durable_dashboard::DashboardOptions {
@@ -341,7 +349,8 @@ fn app(options: &ServerOptions, runtime: &Runtime, state: HttpState, extras: Das
             try_it: extras.try_it,
             ..Default::default()
         };
-        let dashboard = durable_dashboard::Dashboard::new(runtime.client(), runtime.store().clone(), dashboard);
+        let dashboard =
+            durable_dashboard::Dashboard::new(runtime.client(), runtime.store().clone(), dashboard);
         router = router.merge(durable_dashboard::router(dashboard));
     }
     router

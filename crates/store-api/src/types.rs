@@ -396,8 +396,7 @@ impl StatusCounts {
                 all[i] += n;
             }
         }
-        let counts =
-            RuntimeStatus::ALL.into_iter().zip(all).filter(|(_, n)| *n > 0).collect::<Vec<_>>();
+        let counts = RuntimeStatus::ALL.into_iter().zip(all).filter(|(_, n)| *n > 0).collect::<Vec<_>>();
         StatusCounts { counts }
     }
 }

@@ -98,7 +98,11 @@ pub(crate) fn query_statement(
         let cursor = Cursor::decode(token)?;
         args.push(Box::new(Micros::of(cursor.created_at)));
         args.push(Box::new(cursor.instance_id));
-        filters.push_str(&format!(" AND (created_at, instance_id) {cmp} (${}, ${})", args.len() - 1, args.len()));
+        filters.push_str(&format!(
+            " AND (created_at, instance_id) {cmp} (${}, ${})",
+            args.len() - 1,
+            args.len()
+        ));
     }
     let page_size = if q.page_size == 0 { 100 } else { q.page_size };
     args.push(Box::new(i64::try_from(page_size).unwrap_or(i64::MAX).saturating_add(1)));
@@ -117,7 +121,9 @@ pub(crate) fn query_statement(
              FROM {table} WHERE true{filters}) SELECT * FROM m ORDER BY sort_created {desc}, sort_id {desc} {limit}"
         ),
         [] => format!("SELECT {input}, {columns} FROM {table} WHERE true{filters} {order} {limit}"),
-        [one] => format!("SELECT {input}, {columns} FROM {table} WHERE status = {one}{filters} {order} {limit}"),
+        [one] => {
+            format!("SELECT {input}, {columns} FROM {table} WHERE status = {one}{filters} {order} {limit}")
+        }
         _ => {
             args.push(Box::new(statuses));
             // The page of each status, merged; the outer order uses the "C" collation of the

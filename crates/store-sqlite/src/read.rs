@@ -296,7 +296,11 @@ pub(crate) fn query(conn: &Connection, q: &InstanceQuery) -> Result<InstancePage
         let cursor = Cursor::decode(token)?;
         args.push(Value::Integer(codec::us(cursor.created_at)));
         args.push(Value::Text(cursor.instance_id));
-        filters.push_str(&format!(" AND (created_at, instance_id) {cmp} (?{}, ?{})", args.len() - 1, args.len()));
+        filters.push_str(&format!(
+            " AND (created_at, instance_id) {cmp} (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
     }
     let page_size = if q.page_size == 0 { 100 } else { q.page_size };
     // One extra row tells whether another page exists, so the last page has no continuation.

@@ -107,7 +107,10 @@ pub(crate) async fn render(
 pub(crate) async fn live(State(dashboard): State<Dashboard>, Path(id): Path<String>) -> Response {
     match load(&dashboard, &id).await {
         Ok(Some(loaded)) => Html(details(&loaded).into_string()).into_response(),
-        Ok(None) => (StatusCode::NOT_FOUND, Html(Flash::error("This instance no longer exists.").render().into_string()))
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html(Flash::error("This instance no longer exists.").render().into_string()),
+        )
             .into_response(),
         Err((code, message)) => (code, Html(Flash::error(message).render().into_string())).into_response(),
     }
@@ -283,12 +286,11 @@ fn describe(kind: &EventKind) -> (Markup, Option<String>) {
         EventKind::ExecutionTerminated { reason }
         | EventKind::ExecutionSuspended { reason }
         | EventKind::ExecutionResumed { reason }
-        | EventKind::ExecutionRewound { reason } => {
-            (html! { @if let Some(r) = reason { (r) } }, None)
-        }
+        | EventKind::ExecutionRewound { reason } => (html! { @if let Some(r) = reason { (r) } }, None),
         EventKind::TaskScheduled { id, name, input } => (html! { "#" (id) " " (name) }, short(input)),
         EventKind::TaskCompleted { task_id, result } => (html! { "#" (task_id) }, short(result)),
-        EventKind::TaskFailed { task_id, failure } | EventKind::SubOrchestrationFailed { task_id, failure } => {
+        EventKind::TaskFailed { task_id, failure }
+        | EventKind::SubOrchestrationFailed { task_id, failure } => {
             (html! { "#" (task_id) " " (failure.error_type) " — " (failure.message) }, None)
         }
         EventKind::SubOrchestrationCreated { id, name, instance_id, input } => (

@@ -335,7 +335,10 @@ mod tests {
         assert_eq!(q.instance_id_prefix.as_deref(), Some("ab c"));
         assert_eq!(q.page_size, 100);
         assert!(q.newest_first && !q.include_input);
-        assert_eq!(f.href(&[("after", "x")]), "?status=Running&name=%20E4%20&from=2026-03-01&prefix=ab%20c&size=100&after=x");
+        assert_eq!(
+            f.href(&[("after", "x")]),
+            "?status=Running&name=%20E4%20&from=2026-03-01&prefix=ab%20c&size=100&after=x"
+        );
         assert!(Filters { status: "Bogus".into(), ..Default::default() }.query().is_err());
         assert!(Filters { to: "tomorrow".into(), ..Default::default() }.query().is_err());
         assert_eq!(Filters { size: "7".into(), ..Default::default() }.size(), 50, "only offered sizes");

@@ -3,8 +3,8 @@
 pub(crate) mod instance;
 pub(crate) mod instances;
 
-use crate::auth::Session;
 use crate::Dashboard;
+use crate::auth::Session;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
@@ -53,7 +53,13 @@ pub(crate) enum Nav {
 }
 
 /// A whole page: head, navigation, `body`.
-pub(crate) fn layout(dashboard: &Dashboard, session: &Session, title: &str, nav: Nav, body: Markup) -> Html<String> {
+pub(crate) fn layout(
+    dashboard: &Dashboard,
+    session: &Session,
+    title: &str,
+    nav: Nav,
+    body: Markup,
+) -> Html<String> {
     let refresh_ms = dashboard.options.refresh_interval.as_millis();
     let page = html! {
         (DOCTYPE)
@@ -149,7 +155,10 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response {
 /// A panic in a handler becomes a 500 page; the server keeps running.
 pub(crate) fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a dashboard handler panicked");
-    error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on the server; it has been logged.")
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on the server; it has been logged.",
+    )
 }
 
 /// A store or client error as a page message, without internal details.
@@ -157,10 +166,13 @@ pub(crate) fn client_error(e: &durable_runtime::client::Error) -> (StatusCode, S
     use durable_runtime::client::Error as E;
     match e {
         E::NotFound(_) => (StatusCode::NOT_FOUND, e.to_string()),
-        E::AlreadyExists { .. } | E::InstanceFinished { .. } | E::Conflict(_) => (StatusCode::CONFLICT, e.to_string()),
-        E::UnknownOrchestrator { .. } | E::InvalidInstanceId(_) | E::InvalidEventName(_) | E::InvalidInput(_) => {
-            (StatusCode::BAD_REQUEST, e.to_string())
+        E::AlreadyExists { .. } | E::InstanceFinished { .. } | E::Conflict(_) => {
+            (StatusCode::CONFLICT, e.to_string())
         }
+        E::UnknownOrchestrator { .. }
+        | E::InvalidInstanceId(_)
+        | E::InvalidEventName(_)
+        | E::InvalidInput(_) => (StatusCode::BAD_REQUEST, e.to_string()),
         E::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, e.to_string()),
         E::Store(inner) => {
             tracing::warn!(error = %inner, "dashboard: store error");

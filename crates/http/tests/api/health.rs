@@ -29,6 +29,10 @@ async fn ready_while_the_store_serves_and_not_ready_once_it_is_closed() {
 
     store.close().await.unwrap();
     let (status, body, _) = get(&router, "/readyz").await;
-    assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"), "no details for clients");
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "no details for clients"
+    );
     assert_eq!(get(&router, "/healthz").await.0, StatusCode::OK, "the process is still alive");
 }

@@ -9,7 +9,11 @@ impl Client {
     /// replay. Reads memory only: no store access.
     pub fn awaited_events(&self, instance_id: &str, candidates: &[&str]) -> Option<Vec<String>> {
         self.shared.cache.peek(instance_id, |execution| {
-            candidates.iter().filter(|name| execution.waits_for_event(name)).map(|n| (*n).to_owned()).collect()
+            candidates
+                .iter()
+                .filter(|name| execution.waits_for_event(name))
+                .map(|n| (*n).to_owned())
+                .collect()
         })
     }
 }

@@ -141,8 +141,10 @@ pub async fn count_instances_follows_every_status_change<S: Store>(store: S) {
     store.send_message("k1", raised("again", "1")).await.unwrap();
     run_turn(&store, "k1", |c| {
         c.status = ContinuedAsNew;
-        let start =
-            HistoryEvent::new(c.now, EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None });
+        let start = HistoryEvent::new(
+            c.now,
+            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None },
+        );
         c.continue_as_new =
             Some(NewExecution { execution_id: "e2".into(), input: None, start, carried_events: Vec::new() });
     })
