@@ -37,8 +37,10 @@ impl Outbox for OutboxReader {
         let len = file.metadata()?.len();
         let start = len.saturating_sub(TAIL_BYTES);
         file.seek(SeekFrom::Start(start))?;
-        let mut text = String::new();
-        file.take(TAIL_BYTES).read_to_string(&mut text).or_else(|_| Ok::<_, std::io::Error>(0))?;
+        let mut bytes = Vec::new();
+        file.take(TAIL_BYTES).read_to_end(&mut bytes)?;
+        // The cut may fall inside a character: only the first line can be damaged by it.
+        let text = String::from_utf8_lossy(&bytes);
         // A cut first line is not a message.
         let lines = text.lines().skip(usize::from(start > 0));
         Ok(lines

@@ -210,7 +210,7 @@ async fn populate(store: &Arc<dyn Store>, from: usize, to: usize) -> Result<(), 
                 r?;
             }
         }
-        if end % 100_000 == 0 {
+        if end.is_multiple_of(100_000) {
             println!("{end} instances ({:.0} s)", started.elapsed().as_secs_f64());
         }
     }

@@ -215,6 +215,11 @@ pub(crate) fn encode_segment(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, SEGMENT).to_string()
 }
 
+/// The page of an instance.
+pub(crate) fn instance_href(id: &str) -> String {
+    format!("/instances/{}", encode_segment(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,9 +233,4 @@ mod tests {
         let encoded = encode_segment(id);
         assert_eq!(percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap(), id);
     }
-}
-
-/// The page of an instance.
-pub(crate) fn instance_href(id: &str) -> String {
-    format!("/instances/{}", encode_segment(id))
 }
