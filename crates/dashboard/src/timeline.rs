@@ -407,7 +407,7 @@ mod tests {
         assert_eq!((t.start, t.end), (Some(at(0)), Some(at(400))));
         let svg = t.render().into_string();
         assert!(
-            svg.contains("data-outcome=\"completed\"") && svg.contains("href=\"/instances/i%3A2\""),
+            svg.contains("data-outcome=\"completed\"") && svg.contains("href=\"/instances/i:2\""),
             "{svg}"
         );
         assert!(svg.contains("<title>event Answer at "), "{svg}");
