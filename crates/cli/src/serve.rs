@@ -171,6 +171,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format);
     let settings = settings(&args)?;
     let data_dir = settings.server.data_dir.clone();
+    let allow_no_auth = settings.server.allow_no_auth;
+    let store_description = durable_server::describe_store(&settings.server);
+    // The port first: a clash must not leave a new data directory and keys behind.
+    let dashboard = settings.server.dashboard;
+    let bound = Server::bind(settings.server).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let key = verification_key(&data_dir)?;
@@ -208,14 +213,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.verification.clone(),
     )
     .map_err(anyhow::Error::msg)?;
-    if settings.server.allow_no_auth {
+    if allow_no_auth {
         tracing::warn!(
             "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
         );
     }
-    let store_description = durable_server::describe_store(&settings.server);
-    let dashboard = settings.server.dashboard;
-    let server = Server::start_with(settings.server, registry, extras).await?;
+    let server = bound.start_with(registry, extras).await?;
     tracing::info!(
         addr = %server.local_addr(),
         store = %store_description,

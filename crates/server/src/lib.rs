@@ -227,19 +227,32 @@ pub struct Server {
     data_dir: PathBuf,
 }
 
-impl Server {
-    /// Creates the data directory, opens the store, starts the runtime and the HTTP listener.
-    pub async fn start(options: ServerOptions, registry: Registry) -> Result<Server, Error> {
-        Server::start_with(options, registry, DashboardExtras::default()).await
+/// A node whose ports are bound but which has not started: [`Server::bind`] then
+/// [`start`](Self::start). Binding first means a port clash is found before anything is
+/// created on disk (data directory, keys, database).
+pub struct BoundServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    local_rpc: Option<(tokio::net::TcpListener, SocketAddr)>,
+    options: ServerOptions,
+}
+
+impl BoundServer {
+    /// The address the HTTP API will listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
-    /// [`start`](Server::start), with what the dashboard needs to know about the registered
+    /// Creates the data directory, opens the store, starts the runtime and serves HTTP on the
+    /// bound ports.
+    pub async fn start(self, registry: Registry) -> Result<Server, Error> {
+        self.start_with(registry, DashboardExtras::default()).await
+    }
+
+    /// [`start`](Self::start), with what the dashboard needs to know about the registered
     /// orchestrators.
-    pub async fn start_with(
-        mut options: ServerOptions,
-        registry: Registry,
-        extras: DashboardExtras,
-    ) -> Result<Server, Error> {
+    pub async fn start_with(self, registry: Registry, extras: DashboardExtras) -> Result<Server, Error> {
+        let BoundServer { listener, local_addr, local_rpc, mut options } = self;
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
             path: options.data_dir.clone(),
@@ -255,19 +268,6 @@ impl Server {
             .map_err(|e| Error::Config(e.to_string()))?;
         let state = HttpState::new(runtime.client(), options.http.clone())
             .map_err(|e| Error::Config(e.to_string()))?;
-        let addr = SocketAddr::new(options.bind, options.port);
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-        let local_rpc = match options.local_rpc_port {
-            Some(port) => {
-                let addr = SocketAddr::new(IpAddr::V4(LOCAL_RPC_IP), port);
-                let listener = bind_local_rpc(addr).await?;
-                let bound = listener.local_addr().map_err(|source| Error::LocalRpcBind { addr, source })?;
-                Some((listener, bound))
-            }
-            None => None,
-        };
         let stop_http = CancellationToken::new();
         let stopped = || stop_http.clone().cancelled_owned();
         let mut http = vec![spawn_http(durable_http::serve(
@@ -281,6 +281,33 @@ impl Server {
             bound
         });
         Ok(Server { local_addr, local_rpc_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+    }
+}
+
+impl Server {
+    /// Binds the ports, then creates the data directory, opens the store and starts the
+    /// runtime and the HTTP listeners.
+    pub async fn start(options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+        Server::bind(options).await?.start(registry).await
+    }
+
+    /// Binds the HTTP port (and the local RPC port, when on) and nothing else (see
+    /// [`BoundServer`]).
+    pub async fn bind(options: ServerOptions) -> Result<BoundServer, Error> {
+        let addr = SocketAddr::new(options.bind, options.port);
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        let local_rpc = match options.local_rpc_port {
+            Some(port) => {
+                let addr = SocketAddr::new(IpAddr::V4(LOCAL_RPC_IP), port);
+                let listener = bind_local_rpc(addr).await?;
+                let bound = listener.local_addr().map_err(|source| Error::LocalRpcBind { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
+        Ok(BoundServer { listener, local_addr, local_rpc, options })
     }
 
     /// The address the HTTP API listens on.
