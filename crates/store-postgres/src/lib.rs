@@ -322,6 +322,11 @@ impl PostgresStore {
         {
             let mut client = pool.get().await.map_err(unavailable)?;
             schema::migrate(&mut client, &options.schema).await?;
+            // Keeps the per-session status counters few: those of ended sessions are folded.
+            let fold = Sql::new(&options.schema).fold_instance_counts;
+            if let Err(e) = client.batch_execute(&fold).await {
+                tracing::warn!(error = %e, "folding the instance counters failed; counts stay exact");
+            }
         }
 
         let signals = Arc::new(Signals::default());
@@ -548,6 +553,11 @@ impl Store for PostgresStore {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
         let rows = self.query(&text, &params).await?;
         read::page_from_rows(&rows, page_size)
+    }
+
+    async fn count_instances(&self) -> Result<durable_store::StatusCounts> {
+        let rows = self.query(&self.inner.sql.count_instances, &[]).await?;
+        read::counts_from_rows(&rows)
     }
 
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
@@ -778,6 +788,15 @@ impl Store for PostgresStore {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         let signals = self.inner.signals.clone();
         self.wait(&signals.activities, &self.inner.sql.next_activity_due, max_wait).await;
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.is_listening() {
+            return Err(Error::Unavailable("the PostgreSQL listener connection is down".into()));
+        }
+        // A pooled connection answering shows the pool can reach the server.
+        self.query_one("SELECT 1", &[]).await.map(drop)
     }
 
     fn metrics(&self) -> StoreMetrics {
