@@ -421,7 +421,7 @@ impl Execution {
 
     /// Applies an accepted inbound event to the replay state.
     fn apply(&mut self, event: &HistoryEvent, resolver: &dyn OrchestratorResolver) {
-        if let EventKind::ExecutionStarted { name, input, parent } = &event.kind {
+        if let EventKind::ExecutionStarted { name, input, parent, .. } = &event.kind {
             // The orchestrator's clock is the turn's time, not the time the start was requested.
             let now = self.last_ts.unwrap_or(event.timestamp);
             self.start(name, input.clone(), parent.clone(), now, resolver);
@@ -632,6 +632,8 @@ impl Execution {
                                 name: self.ctx.as_ref().map(|c| c.name().to_owned()).unwrap_or_default(),
                                 input: next.input.clone(),
                                 parent: self.parent.clone(),
+                                // The runtime carries the trace on (it owns trace identity).
+                                trace: None,
                             },
                         );
                         result.continue_as_new =

@@ -262,6 +262,7 @@ pub fn create_request(instance_id: &str, name: &str) -> CreateInstance {
         input: Some(json(r#"{"n":1}"#)),
         parent: None,
         created_at: now(),
+        trace: None,
     }
 }
 

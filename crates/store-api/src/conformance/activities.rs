@@ -136,7 +136,7 @@ pub async fn activity_completion_for_finished_or_other_execution_enqueues_nothin
         c.status = RuntimeStatus::ContinuedAsNew;
         let start = HistoryEvent::new(
             c.now,
-            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None },
+            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None },
         );
         c.continue_as_new =
             Some(NewExecution { execution_id: "e2".into(), input: None, start, carried_events: vec![] });
@@ -146,7 +146,7 @@ pub async fn activity_completion_for_finished_or_other_execution_enqueues_nothin
     let item = fetch_for(&store, "fb", LONG).await;
     assert_eq!(
         kinds(&item),
-        vec![EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None }],
+        vec![EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None }],
         "no completion for the old execution"
     );
     assert!(store.fetch_activity_work(10, LONG).await.unwrap().is_empty(), "the completed item was deleted");
