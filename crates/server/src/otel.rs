@@ -86,10 +86,24 @@ impl Tracing {
                 "OTEL_TRACES_EXPORTER={exporter} is not supported: durable exports to OTLP only (or `none`)"
             )));
         }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))?;
+        Tracing::build(None).map(Some)
+    }
+
+    /// A pipeline that exports to the OTLP/HTTP trace endpoint `url` (e.g.
+    /// `http://127.0.0.1:4318/v1/traces`), whatever the environment says about the endpoint.
+    pub fn to_endpoint(url: &str) -> Result<Tracing, Error> {
+        Tracing::build(Some(url))
+    }
+
+    fn build(endpoint: Option<&str>) -> Result<Tracing, Error> {
+        use opentelemetry_otlp::WithExportConfig;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
+        if let Some(url) = endpoint {
+            exporter = exporter.with_endpoint(url);
+        }
+        let exporter =
+            exporter.build().map_err(|e| Error::Config(format!("cannot build the OTLP exporter: {e}")))?;
         let mut resource = Resource::builder();
         if var("OTEL_SERVICE_NAME").is_none() {
             resource = resource.with_service_name(DEFAULT_SERVICE_NAME);
@@ -99,7 +113,7 @@ impl Tracing {
             .with_id_generator(RecordedIds::default())
             .with_resource(resource.build())
             .build();
-        Ok(Some(Tracing::with_provider(provider)))
+        Ok(Tracing::with_provider(provider))
     }
 
     /// A pipeline on `provider` (tests give one with an in-memory exporter). The provider must
