@@ -4,7 +4,7 @@
 //! sample) to one Prometheus recorder ([`install_recorder`]); `GET /metrics` renders it in the
 //! Prometheus text format after reading the gauges that describe the store
 //! ([`Client::refresh_store_gauges`](durable_runtime::Client::refresh_store_gauges)).
-//! Requests are counted by route *template* (`/runtime/webhooks/durabletask/instances/{id}`,
+//! Requests are counted by route *template* (`/runtime/webhooks/durabletask/instances/:id`,
 //! never the path itself, which holds instance ids), method and status.
 
 use crate::HttpState;
@@ -98,7 +98,7 @@ pub(crate) async fn scrape(State(state): State<HttpState>, req: Request) -> Resp
 pub(crate) async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), route_label);
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method.to_owned()), ("route", route)];
@@ -106,6 +106,12 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     let [method, route] = labels;
     metrics::counter!("durable_http_requests_total", &[method, route, ("status", status)]).increment(1);
     response
+}
+
+/// A route template as a label, parameters written `:name` (`/instances/:id`): braces inside
+/// label values are valid Prometheus text, but some parsers and tools stumble on them.
+fn route_label(path: &MatchedPath) -> String {
+    path.as_str().replace("{*", "*").replace('{', ":").replace('}', "")
 }
 
 /// The method as a label: the standard ones by name, anything else as `other` (methods are

@@ -173,7 +173,7 @@ async fn run_turn(
         t.outbound(&result.history, &cancelled, now, &mut spans);
         if status.is_terminal() || status == durable_core::RuntimeStatus::ContinuedAsNew {
             let error = result.failure.as_ref().map(|f| f.message.clone());
-            spans.extend(t.finish(status.as_str(), error, now));
+            t.finish(status.as_str(), error, now, &mut spans);
         }
     }
     let commit = build_commit(lease, &instance, consumed, result, now, trace.as_deref());

@@ -136,6 +136,16 @@ fn random_span_id() -> [u8; 8] {
     }
 }
 
+/// A span id derived from `parent` and `n` (FNV-1a: stable across builds and nodes).
+fn derived_span_id(parent: &[u8; 8], n: TaskId) -> [u8; 8] {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parent.iter().chain(&n.to_be_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    if hash == 0 { 1u64.to_be_bytes() } else { hash.to_be_bytes() }
+}
+
 /// Lower-case hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -301,8 +311,22 @@ impl ExecutionTrace {
     fn end_timer(&mut self, id: TaskId, now: Timestamp, cancelled: bool, out: &mut Vec<FinishedSpan>) {
         let Some(i) = self.timers.iter().position(|t| t.0 == id) else { return };
         let (_, created, due) = self.timers.swap_remove(i);
+        out.extend(self.timer_span(id, created, due, now, cancelled));
+    }
+
+    /// The span of timer `id`. Its id is derived from the orchestration's span and the timer's
+    /// id, so a timer reported twice (cancelled, then the node restarted before the end: history
+    /// does not record cancellations) is the same span twice, not two timers.
+    fn timer_span(
+        &self,
+        id: TaskId,
+        created: Timestamp,
+        due: Timestamp,
+        now: Timestamp,
+        cancelled: bool,
+    ) -> Option<FinishedSpan> {
         if !self.sampled() {
-            return;
+            return None;
         }
         let mut attributes = self.common_attributes("timer");
         attributes.push(("durabletask.task.task_id", id.to_string()));
@@ -310,18 +334,19 @@ impl ExecutionTrace {
         if cancelled {
             attributes.push(("durabletask.timer.cancelled", "true".into()));
         }
-        out.push(FinishedSpan {
+        let span = SpanRef { span_id: derived_span_id(&self.span.span_id, id), ..self.span.clone() };
+        Some(FinishedSpan {
             kind: SpanKind::Timer,
             name: format!("orchestration:{}:timer", self.orchestrator),
-            span: self.span.clone(),
-            own_id: false,
+            span,
+            own_id: true,
             parent_span_id: Some(self.span.span_id),
             start: system_time(created),
             end: system_time(now.max(created)),
             attributes,
             events: Vec::new(),
             error: None,
-        });
+        })
     }
 
     fn common_attributes(&self, kind: &str) -> Vec<(&'static str, String)> {
@@ -333,9 +358,17 @@ impl ExecutionTrace {
         ]
     }
 
-    /// The orchestration span, when the execution ended at `now` with `status` (and `error`
-    /// when it failed).
-    pub(crate) fn finish(&self, status: &str, error: Option<String>, now: Timestamp) -> Option<FinishedSpan> {
+    /// The spans of an execution that ended at `now` with `status` (and `error` when it
+    /// failed): its timers still open (ended with it; the engine drops the cancellations of a
+    /// finishing turn) and the orchestration span itself.
+    pub(crate) fn finish(&mut self, status: &str, error: Option<String>, now: Timestamp, out: &mut Vec<FinishedSpan>) {
+        for (id, created, due) in std::mem::take(&mut self.timers) {
+            out.extend(self.timer_span(id, created, due, now, true));
+        }
+        out.extend(self.orchestration_span(status, error, now));
+    }
+
+    fn orchestration_span(&self, status: &str, error: Option<String>, now: Timestamp) -> Option<FinishedSpan> {
         if !self.sampled() {
             return None;
         }
@@ -444,7 +477,9 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].parent_span_id, Some(trace.span().span_id));
         assert_eq!((out[0].start, out[0].end), (system_time(t(1)), system_time(t(6))));
-        let done = trace.finish("Completed", None, t(6)).unwrap();
+        let mut ended = Vec::new();
+        trace.finish("Completed", None, t(6), &mut ended);
+        let [done] = &ended[..] else { panic!("{ended:?}") };
         assert_eq!(done.start, system_time(t(0)));
         assert_eq!(done.events.len(), 1);
         assert_eq!(done.parent_span_id, parse_span_id("b7ad6b7169203331"));
