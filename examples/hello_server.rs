@@ -1,12 +1,13 @@
-//! Your own orchestrators behind the Durable Functions HTTP API, in a few lines.
+//! Your own orchestrators behind the Durable Functions HTTP API, in a few lines: an
+//! orchestrator that calls an activity three times in a row.
 //!
 //! ```text
 //! cargo run --example hello_server
-//! curl -X POST "http://127.0.0.1:7072/api/orchestrators/Hello" \
-//!      -H "x-functions-key: $(cat hello-data/system.key)" -H 'content-type: application/json' -d '"Tokyo"'
+//! durable start Hello --input Tokyo --url http://127.0.0.1:7072 --data-dir hello-data
 //! ```
 
 use durable::{ActivityContext, Error, OrchestrationContext, Registry, Server, ServerOptions};
+use std::process::ExitCode;
 
 async fn hello(ctx: OrchestrationContext, city: String) -> Result<Vec<String>, Error> {
     let mut greetings = Vec::new();
@@ -21,11 +22,19 @@ async fn say_hello(_ctx: ActivityContext, city: String) -> Result<String, Error>
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     let registry = Registry::new().orchestrator("Hello", hello).activity("SayHello", say_hello);
+    // Its own port and data directory, so it runs beside `durable serve` and the approval example.
     let options = ServerOptions { port: 7072, data_dir: "hello-data".into(), ..ServerOptions::default() };
-    let server = Server::start(options, registry).await?;
-    println!("listening on http://{}; key in hello-data/system.key", server.local_addr());
-    server.run_until_signal().await;
-    Ok(())
+    match Server::start(options, registry).await {
+        Ok(server) => {
+            println!("listening on http://{}; the key is in hello-data/system.key", server.local_addr());
+            server.run_until_signal().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

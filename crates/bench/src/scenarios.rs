@@ -11,7 +11,7 @@ use durable_runtime::RuntimeMetrics;
 use durable_store::StoreMetrics;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::future::Future;
@@ -230,13 +230,24 @@ fn progress(n: u64, what: &str) -> ProgressBar {
     // indicatif draws on stderr and hides itself when stderr is not a terminal, so stdout
     // carries only the summary.
     let bar = ProgressBar::new(n);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta}",
-    ) {
-        bar.set_style(style);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>8} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} {eta}")
+    {
+        bar.set_style(style.with_key("eta", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&eta_text(state.pos(), state.elapsed(), state.eta()));
+        }));
     }
     bar.set_message(what.to_owned());
     bar
+}
+
+/// The time left, once there is something to extrapolate from: the first moments of a run
+/// (nothing done yet, or under a second) give estimates like "4m" for a 0.2 s run.
+fn eta_text(done: u64, elapsed: Duration, eta: Duration) -> String {
+    if done == 0 || elapsed < Duration::from_secs(1) {
+        return String::new();
+    }
+    format!("eta {}", indicatif::HumanDuration(eta))
 }
 
 /// Runs `f(0..n)` with at most `c` running at once, each on its own task (so the driver's
@@ -772,5 +783,18 @@ fn notes_common(ctx: &Ctx) -> String {
         StoreKind::Postgres { .. } => format!(
             "CPU is this process only ({who}), not the PostgreSQL server's; transactions are store calls (one PostgreSQL transaction each, synchronous_commit on; --durability does not apply)"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_time_left_is_guessed_in_the_first_second() {
+        let wild = Duration::from_secs(240);
+        assert_eq!(eta_text(0, Duration::from_millis(100), wild), "");
+        assert_eq!(eta_text(50, Duration::from_millis(200), wild), "");
+        assert_eq!(eta_text(500, Duration::from_secs(2), Duration::from_secs(3)), "eta 3 seconds");
     }
 }

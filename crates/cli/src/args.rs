@@ -1,8 +1,14 @@
 //! Command-line arguments.
 
+pub mod client;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use client::*;
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+/// `durable --version`: the package version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DURABLE_BUILD_COMMIT"), ")");
 
 /// durable: Durable Functions for Rust.
 ///
@@ -10,7 +16,7 @@ use std::path::PathBuf;
 /// phone-verification sample on an embedded SQLite database. The other commands are a client
 /// of that HTTP API.
 #[derive(Debug, Parser)]
-#[command(name = "durable", version, propagate_version = true)]
+#[command(name = "durable", version = VERSION, after_help = client::TOP_HELP, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,157 +25,62 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: engine, HTTP API and the phone-verification sample.
-    #[command(after_help = "Settings read only from the environment (or the config file):\n  \
-        DURABLE_SYSTEM_KEY        the HTTP API key (default: generated into <data-dir>/system.key)\n  \
-        DURABLE_VERIFICATION_KEY  64 hex digits: the MAC key of verification codes (default: <data-dir>/verification.key)\n  \
-        TwilioAuthToken           the Twilio auth token (never pass it on the command line)\n  \
-        RUST_LOG                  log filter, e.g. info or durable=debug\n\n\
-        Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the development outbox (`durable outbox`).")]
+    #[command(after_help = "Settings read only from the environment (or the config file):
+  DURABLE_SYSTEM_KEY        the HTTP API key [default: <data-dir>/system.key,
+                            generated on first start]
+  DURABLE_VERIFICATION_KEY  64 hex digits: the MAC key of verification codes
+                            [default: <data-dir>/verification.key]
+  TwilioAuthToken           the Twilio auth token (never on the command line)
+  RUST_LOG                  log filter, e.g. info or durable=debug
+
+Without TwilioAccountSid, TwilioAuthToken and TwilioPhoneNumber, SMS go to the
+development outbox (`durable outbox`).
+
+Examples:
+  durable serve
+  durable serve --port 8080 --data-dir /var/lib/durable
+  durable serve --config durable.toml")]
     Serve(ServeArgs),
     /// Benchmark the engine on the phone-verification sample (verify, timeout, park, latency,
     /// fsync); see BENCHMARKS.md.
+    #[command(after_help = client::BENCH_EXAMPLES)]
     Bench(durable_bench::BenchArgs),
-    /// Start an orchestration instance.
-    Start {
-        /// Orchestrator name, e.g. E4_SmsPhoneVerification.
-        name: String,
-        /// Input as JSON, e.g. '"+14255550123"'.
-        #[arg(long)]
-        input: Option<String>,
-        /// Instance id (default: a random one).
-        #[arg(long)]
-        id: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Show an instance's status.
-    Status {
-        /// Instance id.
-        id: String,
-        /// Include the history.
-        #[arg(long)]
-        history: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
+    /// Start an orchestration instance; prints its id.
+    Start(StartArgs),
+    /// Show an instance's status (and history); --wait waits for the end.
+    Status(StatusArgs),
+    /// Follow an instance: its history as it grows, until it finishes.
+    Watch(WatchArgs),
     /// Raise an event on an instance.
-    Raise {
-        /// Instance id.
-        id: String,
-        /// Event name, e.g. SmsChallengeResponse.
-        event: String,
-        /// Event data as JSON, e.g. 2168.
-        data: String,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Terminate an instance (and its sub-orchestrations).
-    Terminate {
-        /// Instance id.
-        id: String,
-        /// Why.
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Suspend an instance.
-    Suspend {
-        /// Instance id.
-        id: String,
-        /// Why.
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
+    Raise(RaiseArgs),
+    /// Terminate an instance.
+    Terminate(TerminateArgs),
+    /// Suspend an instance (it takes no turns until resumed; events are kept).
+    #[command(after_help = client::SUSPEND_EXAMPLES)]
+    Suspend(LifecycleArgs),
     /// Resume a suspended instance.
-    Resume {
-        /// Instance id.
-        id: String,
-        /// Why.
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
+    #[command(after_help = client::RESUME_EXAMPLES)]
+    Resume(LifecycleArgs),
+    /// Run a Failed instance's failed steps again.
+    #[command(after_help = client::REWIND_EXAMPLES)]
+    Rewind(LifecycleArgs),
+    /// Start an instance again with the same name and input; prints the new instance's id.
+    Restart(RestartArgs),
     /// List instances.
-    List {
-        /// Only these statuses (repeatable): Pending, Running, Completed, Failed, Terminated, Suspended, ContinuedAsNew.
-        #[arg(long = "status", value_name = "STATUS")]
-        statuses: Vec<String>,
-        /// Only ids starting with this prefix.
-        #[arg(long)]
-        prefix: Option<String>,
-        /// Created at or after (RFC 3339).
-        #[arg(long)]
-        created_from: Option<String>,
-        /// Created at or before (RFC 3339).
-        #[arg(long)]
-        created_to: Option<String>,
-        /// Page size.
-        #[arg(long, default_value_t = 100)]
-        top: u32,
-        /// Follow continuation tokens and list everything.
-        #[arg(long)]
-        all: bool,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Delete finished instances and their history: one by id, or all matching filters.
-    Purge {
-        /// Instance id (omit to purge by filter).
-        id: Option<String>,
-        /// Also purge instances that have not finished (deletes them while they run).
-        #[arg(long)]
-        force: bool,
-        /// With no id: created at or after (RFC 3339; required by the API).
-        #[arg(long)]
-        created_from: Option<String>,
-        /// With no id: created at or before (RFC 3339).
-        #[arg(long)]
-        created_to: Option<String>,
-        /// With no id: only these statuses (default: Completed, Failed, Terminated).
-        #[arg(long = "status", value_name = "STATUS")]
-        statuses: Vec<String>,
-        #[command(flatten)]
-        remote: Remote,
-    },
-    /// Show the messages of the development outbox (SMS kept when Twilio is not configured).
-    Outbox {
-        /// Data directory of the server.
-        #[arg(long, env = "DURABLE_DATA_DIR", default_value = "durable-data")]
-        data_dir: PathBuf,
-        /// Only messages to this number.
-        #[arg(long)]
-        to: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Print the system key of a data directory (generating it if it does not exist yet).
-    Key {
-        /// Data directory of the server.
-        #[arg(long, env = "DURABLE_DATA_DIR", default_value = "durable-data")]
-        data_dir: PathBuf,
-    },
-}
-
-/// Where the server is and how to authenticate.
-#[derive(Debug, Args)]
-pub struct Remote {
-    /// Base URL of the server.
-    #[arg(long, env = "DURABLE_URL", default_value = "http://127.0.0.1:7071")]
-    pub url: String,
-    /// System key (default: read from the data directory's system.key).
-    #[arg(long, env = "DURABLE_SYSTEM_KEY", hide_env_values = true)]
-    pub key: Option<String>,
-    /// Data directory to read the system key from when --key is not given.
-    #[arg(long, env = "DURABLE_DATA_DIR", default_value = "durable-data")]
-    pub data_dir: PathBuf,
-    /// Print JSON instead of human-readable text.
-    #[arg(long)]
-    pub json: bool,
+    List(ListArgs),
+    /// Delete instances and their history: one by id, or all that match filters.
+    Purge(PurgeArgs),
+    /// Show the SMS kept by the development outbox (a server without Twilio settings).
+    Outbox(OutboxArgs),
+    /// Print the system key of a data directory.
+    Key(KeyArgs),
+    /// Save a server's URL and key so client commands work from any directory.
+    Login(LoginArgs),
+    /// Forget what `durable login` saved.
+    #[command(after_help = "Examples:\n  durable logout")]
+    Logout,
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -1,6 +1,6 @@
 //! The `durable` command: `durable serve` runs a node (engine, Durable Functions compatible HTTP
 //! API, phone-verification sample, embedded SQLite); the other commands are clients of a
-//! server's HTTP API.
+//! server's HTTP API, plus a few that read the server's data directory (`outbox`, `key`).
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -9,103 +9,131 @@
 //! ```
 
 mod args;
+mod config;
+mod exit;
+mod history;
+mod instances;
+mod list;
+mod local;
+mod output;
 mod remote;
 mod serve;
+mod table;
 
 use args::{Cli, Command};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
+use instances::Verb;
+use output::{BOLD, RED, is_broken_pipe, paint};
+use std::io::Write;
 use std::process::ExitCode;
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code (see `durable --help`).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let command = command();
+    let cli = match command.clone().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+        Ok(cli) => cli,
+        // Help and --version exit 0, usage errors 2; a closed pipe is not an error here either.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.exit_code() == 0 { exit::OK } else { exit::USAGE });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            report(&anyhow::Error::new(e).context("cannot start the async runtime"));
+            return ExitCode::from(exit::ERROR);
         }
     };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(run(cli.command, command)) {
+        Ok(code) => ExitCode::from(code),
+        // The reader went away (`durable list | head -1`): nothing left to say to anyone.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            report(&e);
+            ExitCode::from(exit::ERROR)
         }
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+/// The command line, with environment variables named in `--help` but never their values
+/// (`[env: DURABLE_URL]`, not `[env: DURABLE_URL=]` or a secret).
+fn command() -> clap::Command {
+    fn hide_env_values(command: clap::Command) -> clap::Command {
+        command.mut_args(|arg| arg.hide_env_values(true)).mut_subcommands(hide_env_values)
+    }
+    hide_env_values(Cli::command())
+}
+
+async fn run(command: Command, cli: clap::Command) -> anyhow::Result<u8> {
     match command {
-        Command::Serve(args) => serve::run(args).await,
-        Command::Bench(args) => durable_bench::run(args).await,
-        Command::Start { name, input, id, remote } => {
-            remote::start(&remote::Api::new(&remote)?, &name, input.as_deref(), id.as_deref()).await
-        }
-        Command::Status { id, history, remote } => {
-            remote::status(&remote::Api::new(&remote)?, &id, history).await
-        }
-        Command::Raise { id, event, data, remote } => {
-            remote::raise(&remote::Api::new(&remote)?, &id, &event, &data).await
-        }
-        Command::Terminate { id, reason, remote } => {
-            remote::lifecycle(&remote::Api::new(&remote)?, &id, "terminate", reason.as_deref()).await
-        }
-        Command::Suspend { id, reason, remote } => {
-            remote::lifecycle(&remote::Api::new(&remote)?, &id, "suspend", reason.as_deref()).await
-        }
-        Command::Resume { id, reason, remote } => {
-            remote::lifecycle(&remote::Api::new(&remote)?, &id, "resume", reason.as_deref()).await
-        }
-        Command::List { statuses, prefix, created_from, created_to, top, all, remote } => {
-            let args = remote::ListArgs {
-                statuses: &statuses,
-                prefix: prefix.as_deref(),
-                created_from: created_from.as_deref(),
-                created_to: created_to.as_deref(),
-                top,
-                all,
-            };
-            remote::list(&remote::Api::new(&remote)?, args).await
-        }
-        Command::Purge { id, force, created_from, created_to, statuses, remote } => {
-            let args = remote::PurgeArgs {
-                id: id.as_deref(),
-                force,
-                created_from: created_from.as_deref(),
-                created_to: created_to.as_deref(),
-                statuses: &statuses,
-            };
-            remote::purge(&remote::Api::new(&remote)?, args).await
-        }
-        Command::Outbox { data_dir, to, json } => outbox(&data_dir, to.as_deref(), json),
-        Command::Key { data_dir } => {
-            std::fs::create_dir_all(&data_dir)?;
-            println!("{}", durable_server::keys::load_or_create_system_key(&data_dir)?);
-            Ok(())
-        }
+        Command::Serve(args) => serve::run(args).await.map(|()| exit::OK),
+        Command::Bench(args) => durable_bench::run(args).await.map(|()| exit::OK),
+        Command::Start(args) => instances::start(args).await,
+        Command::Status(args) => instances::status(args).await,
+        Command::Watch(args) => history::watch(args).await,
+        Command::Raise(args) => instances::raise(args).await,
+        Command::Terminate(args) => instances::terminate(args).await,
+        Command::Suspend(args) => instances::lifecycle(Verb::Suspend, args).await,
+        Command::Resume(args) => instances::lifecycle(Verb::Resume, args).await,
+        Command::Rewind(args) => instances::lifecycle(Verb::Rewind, args).await,
+        Command::Restart(args) => instances::restart(args).await,
+        Command::List(args) => list::list(args).await,
+        Command::Purge(args) => list::purge(args).await,
+        Command::Outbox(args) => local::outbox(args).await,
+        Command::Key(args) => local::key(args),
+        Command::Login(args) => local::login(args).await,
+        Command::Logout => local::logout(),
+        Command::Completions(args) => local::completions(args, cli),
     }
 }
 
-fn outbox(data_dir: &std::path::Path, to: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let messages: Vec<_> = durable_phone_verification::DevOutbox::read(data_dir)?
-        .into_iter()
-        .filter(|m| to.is_none_or(|t| m.to == t))
-        .collect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&messages)?);
-        return Ok(());
+/// `error: …` on stderr: the whole chain of causes on one line, each said once (a cause whose
+/// text its context already quotes is left out).
+fn report(error: &anyhow::Error) {
+    let message = error.chain().map(ToString::to_string).fold(String::new(), |message, cause| {
+        if message.contains(&cause) {
+            message
+        } else if message.is_empty() {
+            cause
+        } else {
+            format!("{message}: {cause}")
+        }
+    });
+    let prefix = paint(output::stderr_color(), Some(&format!("{BOLD}{RED}")), "error");
+    let _ = writeln!(std::io::stderr().lock(), "{prefix}: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        command().debug_assert();
     }
-    if messages.is_empty() {
-        eprintln!("the development outbox in {} is empty", data_dir.display());
-        return Ok(());
+
+    #[test]
+    fn usage_errors_exit_with_the_documented_code() {
+        let e = command().try_get_matches_from(["durable", "no-such-command"]).unwrap_err();
+        assert_eq!(e.exit_code(), i32::from(exit::USAGE));
     }
-    let mut table = comfy_table::Table::new();
-    table.load_style(comfy_table::presets::UTF8_BORDERS_ONLY);
-    table.set_header(vec!["Sent", "To", "Message"]);
-    for m in messages {
-        table.add_row(vec![m.sent_at, m.to, m.body]);
+
+    #[test]
+    fn a_cause_already_quoted_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use (os error 98)");
+        let e = anyhow::Error::new(io).context(
+            "cannot listen on 127.0.0.1:7071: Address already in use (os error 98); pick another --port",
+        );
+        let chain: String = e.chain().map(ToString::to_string).fold(String::new(), |m, c| {
+            if m.contains(&c) {
+                m
+            } else if m.is_empty() {
+                c
+            } else {
+                format!("{m}: {c}")
+            }
+        });
+        assert_eq!(chain.matches("Address already in use").count(), 1, "{chain}");
     }
-    println!("{table}");
-    Ok(())
 }

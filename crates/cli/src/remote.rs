@@ -1,36 +1,64 @@
-//! The client commands: they talk to a server's HTTP API, like any other client would.
+//! The connection to a server's HTTP API, and the translation of its answers into advice for
+//! people at a command line: flags to pass, commands to run, never query parameters.
 
-use crate::args::Remote;
-use anyhow::{Context, Result, bail};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
+use crate::args::RemoteArgs;
+use crate::config::{self, Target};
+use anyhow::{Context, Result, anyhow};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::time::Duration;
 
-const WEBHOOK: &str = "/runtime/webhooks/durabletask";
+/// The management API's base path.
+pub const WEBHOOK: &str = "/runtime/webhooks/durabletask";
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An authenticated connection to a server.
 pub struct Api {
     http: reqwest::Client,
-    base: String,
-    key: Option<String>,
-    pub json: bool,
+    pub target: Target,
 }
 
-/// A response: status, headers and parsed JSON body (`Value::Null` when empty).
+/// A successful answer: headers and JSON body (`Value::Null` when empty).
 pub struct Reply {
-    pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
+/// Why a call did not succeed.
+#[derive(Debug)]
+pub enum CallError {
+    /// No answer: the server is not there, or the connection broke.
+    Transport(reqwest::Error),
+    /// An error answer.
+    Refused(Refusal),
+}
+
+/// An error answer of the server.
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    /// The stable error kind of the body (`"InstanceNotFound"`, …), empty when absent.
+    pub kind: String,
+    /// The server's message.
+    pub message: String,
+}
+
 impl Api {
-    pub fn new(remote: &Remote) -> Result<Api> {
-        let key = remote.key.clone().or_else(|| durable_server::keys::read_system_key(&remote.data_dir));
+    pub fn new(remote: &RemoteArgs) -> Result<Api> {
+        let target = config::target(remote)?;
+        reqwest::Url::parse(&target.url).map_err(|e| {
+            anyhow!("--url '{}' is not a URL ({e}); use e.g. {}", target.url, config::DEFAULT_URL)
+        })?;
         let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
+            .timeout(REQUEST_TIMEOUT)
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Api { http, base: remote.url.trim_end_matches('/').to_owned(), key, json: remote.json })
+        Ok(Api { http, target })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.target.url
     }
 
     /// Sends a request; the key travels in the `x-functions-key` header, never in the URL.
@@ -39,44 +67,147 @@ impl Api {
         method: Method,
         path: &str,
         query: &[(&str, String)],
+        headers: &[(&str, String)],
         body: Option<String>,
-    ) -> Result<Reply> {
-        let url = format!("{}{}", self.base, path);
-        let mut request = self.http.request(method, &url).query(query);
-        if let Some(key) = &self.key {
+    ) -> Result<Reply, CallError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.target.url)).query(query);
+        if let Some(key) = &self.target.key {
             request = request.header(durable_http::KEY_HEADER, key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body);
         }
-        let response =
-            request.send().await.with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let response = request.send().await.map_err(CallError::Transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.context("cannot read the server's answer")?;
+        let text = response.text().await.map_err(CallError::Transport)?;
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         if status.is_client_error() || status.is_server_error() {
-            let message = body
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| body.to_string());
-            let hint = if status == StatusCode::UNAUTHORIZED && self.key.is_none() {
-                " (no key given: pass --key, set DURABLE_SYSTEM_KEY, or --data-dir of the server)"
-            } else {
-                ""
-            };
-            bail!("{} {}{hint}", status.as_u16(), message);
+            let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+            return Err(CallError::Refused(Refusal {
+                status,
+                kind: field("error").unwrap_or_default(),
+                message: field("message")
+                    .or_else(|| body.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+            }));
         }
-        Ok(Reply { status, headers, body })
+        Ok(Reply { headers, body })
+    }
+
+    /// GET with a query.
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Reply, CallError> {
+        self.call(Method::GET, path, query, &[], None).await
+    }
+
+    /// The advice for a failed call about instance `id` (if any), for whatever the command
+    /// did not handle itself.
+    pub fn explain(&self, error: CallError, id: Option<&str>) -> anyhow::Error {
+        match error {
+            CallError::Transport(e) => self.explain_transport(e),
+            CallError::Refused(r) => self.explain_refusal(r, id),
+        }
+    }
+
+    fn explain_transport(&self, e: reqwest::Error) -> anyhow::Error {
+        let url = &self.target.url;
+        if e.is_connect() {
+            let cause = root_cause(&e);
+            return anyhow!(
+                "cannot connect to {url} ({cause}): is `durable serve` running at {url}? \
+                 Start it with `durable serve`, or point --url (or DURABLE_URL) at the server"
+            );
+        }
+        if e.is_timeout() {
+            return anyhow!(
+                "the server at {url} did not answer within {} s; check that it is healthy (its log) and try again",
+                REQUEST_TIMEOUT.as_secs()
+            );
+        }
+        anyhow!("cannot talk to the server at {url}: {}", root_cause(&e))
+    }
+
+    fn explain_refusal(&self, r: Refusal, id: Option<&str>) -> anyhow::Error {
+        let url = &self.target.url;
+        match r.status {
+            StatusCode::UNAUTHORIZED => self.explain_unauthorized(),
+            StatusCode::NOT_FOUND if r.kind == "InstanceNotFound" || id.is_some() && r.kind != "NotFound" => {
+                match id {
+                    Some(id) => anyhow!(
+                        "no instance '{id}' at {url}: check the id (ids are case-sensitive); `durable list` shows the instances there"
+                    ),
+                    None => anyhow!("{}", cli_words(&r.message)),
+                }
+            }
+            StatusCode::NOT_FOUND => anyhow!(
+                "{url} answered 404 ({}): is --url (DURABLE_URL) the address of a durable server?",
+                cli_words(&r.message)
+            ),
+            s if s.is_server_error() => anyhow!(
+                "the server at {url} failed ({} {}): {}; its log has the details",
+                s.as_u16(),
+                s.canonical_reason().unwrap_or(""),
+                cli_words(&r.message)
+            ),
+            s => anyhow!("the server refused the request ({}): {}", s.as_u16(), cli_words(&r.message)),
+        }
+    }
+
+    fn explain_unauthorized(&self) -> anyhow::Error {
+        let url = &self.target.url;
+        let fix = "pass the server's key with --key or DURABLE_SYSTEM_KEY, point --data-dir at the \
+                   server's data directory (its system.key), or save both once with `durable login`";
+        match &self.target.key_source {
+            Some(source) => anyhow!(
+                "{url} refused the key from {source} (401): it is not that server's system key; {fix}"
+            ),
+            None => anyhow!(
+                "{url} needs its system key (401) and none was found ({}); {fix}",
+                self.target.looked.join("; ")
+            ),
+        }
     }
 }
 
-fn encode(segment: &str) -> String {
+/// The innermost cause of a transport error ("Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Rewrites the HTTP API's advice (query parameters) into this command line's flags.
+pub fn cli_words(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("add force=true to the query to purge it anyway", "pass --force to purge it anyway"),
+        ("add force=true to do it anyway", "pass --force to do it anyway"),
+        ("force=true", "--force"),
+        ("'createdTimeFrom' parameter", "--created-from"),
+        ("createdTimeFrom=", "--created-from "),
+        ("createdTimeFrom", "--created-from"),
+        ("createdTimeTo", "--created-to"),
+        ("runtimeStatus", "--status"),
+        ("instanceIdPrefix", "--prefix"),
+        ("without --status only", "without --status, only"),
+    ];
+    let mut out = message.to_owned();
+    for (api, cli) in WORDS {
+        out = out.replace(api, cli);
+    }
+    out
+}
+
+/// A path segment, percent-encoded.
+pub fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
@@ -86,11 +217,13 @@ fn encode(segment: &str) -> String {
         .collect()
 }
 
-fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
+/// The path of an instance.
+pub fn instance_path(id: &str) -> String {
+    format!("{WEBHOOK}/instances/{}", encode(id))
 }
 
-fn text(value: &Value) -> String {
+/// A JSON value as text: strings without quotes, null as `-`.
+pub fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -98,214 +231,40 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn check_json(what: &str, json: &str) -> Result<String> {
-    serde_json::from_str::<Value>(json)
-        .with_context(|| format!("{what} must be JSON, e.g. 42, \"text\" or {{\"a\": 1}} (quote strings)"))?;
-    Ok(json.to_owned())
+/// The argument as JSON when it is JSON, else as a JSON string (`0042` → `"0042"`);
+/// `force_string` always makes it a string.
+pub fn json_or_string(argument: &str, force_string: bool) -> String {
+    if !force_string && serde_json::from_str::<Value>(argument).is_ok() {
+        return argument.to_owned();
+    }
+    Value::String(argument.to_owned()).to_string()
 }
 
-pub async fn start(api: &Api, name: &str, input: Option<&str>, id: Option<&str>) -> Result<()> {
-    let mut path = format!("{WEBHOOK}/orchestrators/{}", encode(name));
-    if let Some(id) = id {
-        path.push('/');
-        path.push_str(&encode(id));
-    }
-    let body = input.map(|i| check_json("--input", i)).transpose()?;
-    let reply = api.call(Method::POST, &path, &[], body).await?;
-    if api.json {
-        print_json(&reply.body);
-    } else {
-        println!("started {} as instance {}", name, text(&reply.body["id"]));
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub async fn status(api: &Api, id: &str, history: bool) -> Result<()> {
-    let mut query = vec![];
-    if history {
-        query.push(("showHistory", "true".to_owned()));
-        query.push(("showHistoryOutput", "true".to_owned()));
+    #[test]
+    fn arguments_that_are_not_json_are_sent_as_strings() {
+        assert_eq!(json_or_string("0042", false), "\"0042\"");
+        assert_eq!(json_or_string("2168", false), "2168");
+        assert_eq!(json_or_string("2168", true), "\"2168\"");
+        assert_eq!(json_or_string("+14255550123", false), "\"+14255550123\"");
+        assert_eq!(json_or_string("\"+14255550123\"", false), "\"+14255550123\"");
+        assert_eq!(json_or_string("{\"a\": 1}", false), "{\"a\": 1}");
+        assert_eq!(json_or_string("say \"hi\"", false), "\"say \\\"hi\\\"\"");
+        assert_eq!(json_or_string("true", false), "true");
     }
-    let reply = api.call(Method::GET, &format!("{WEBHOOK}/instances/{}", encode(id)), &query, None).await?;
-    if api.json {
-        print_json(&reply.body);
-        return Ok(());
-    }
-    let b = &reply.body;
-    for field in [
-        "instanceId",
-        "name",
-        "runtimeStatus",
-        "input",
-        "output",
-        "customStatus",
-        "createdTime",
-        "lastUpdatedTime",
-    ] {
-        println!("{:<16} {}", format!("{field}:"), text(&b[field]));
-    }
-    if let Some(events) = b["historyEvents"].as_array() {
-        let mut table = Table::new();
-        table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-        table.set_header(vec!["Timestamp", "EventType", "Name", "Details"]);
-        for e in events {
-            let name = e.get("FunctionName").or_else(|| e.get("Name")).map(text).unwrap_or_default();
-            let details = ["Result", "Input", "Reason", "FireAt", "OrchestrationStatus"]
-                .iter()
-                .filter_map(|k| e.get(*k).map(|v| format!("{k}={}", text(v))))
-                .collect::<Vec<_>>()
-                .join(" ");
-            table.add_row(vec![text(&e["Timestamp"]), text(&e["EventType"]), name, details]);
-        }
-        println!("{table}");
-    }
-    Ok(())
-}
 
-pub async fn raise(api: &Api, id: &str, event: &str, data: &str) -> Result<()> {
-    let body = check_json("the event data", data)?;
-    let path = format!("{WEBHOOK}/instances/{}/raiseEvent/{}", encode(id), encode(event));
-    api.call(Method::POST, &path, &[], Some(body)).await?;
-    if !api.json {
-        println!("raised {event} on {id}");
+    #[test]
+    fn http_advice_becomes_flags() {
+        assert_eq!(
+            cli_words("instance 'x' has not finished: add force=true to the query to purge it anyway"),
+            "instance 'x' has not finished: pass --force to purge it anyway"
+        );
+        assert_eq!(
+            cli_words("Please provide value for 'createdTimeFrom' parameter."),
+            "Please provide value for --created-from."
+        );
     }
-    Ok(())
-}
-
-pub async fn lifecycle(api: &Api, id: &str, verb: &str, reason: Option<&str>) -> Result<()> {
-    let query: Vec<(&str, String)> = reason.map(|r| vec![("reason", r.to_owned())]).unwrap_or_default();
-    api.call(Method::POST, &format!("{WEBHOOK}/instances/{}/{verb}", encode(id)), &query, None).await?;
-    if !api.json {
-        println!("{verb} requested for {id}");
-    }
-    Ok(())
-}
-
-pub struct ListArgs<'a> {
-    pub statuses: &'a [String],
-    pub prefix: Option<&'a str>,
-    pub created_from: Option<&'a str>,
-    pub created_to: Option<&'a str>,
-    pub top: u32,
-    pub all: bool,
-}
-
-pub async fn list(api: &Api, args: ListArgs<'_>) -> Result<()> {
-    let mut query = vec![("top", args.top.to_string()), ("showInput", "false".to_owned())];
-    if !args.statuses.is_empty() {
-        query.push(("runtimeStatus", args.statuses.join(",")));
-    }
-    if let Some(p) = args.prefix {
-        query.push(("instanceIdPrefix", p.to_owned()));
-    }
-    if let Some(t) = args.created_from {
-        query.push(("createdTimeFrom", t.to_owned()));
-    }
-    if let Some(t) = args.created_to {
-        query.push(("createdTimeTo", t.to_owned()));
-    }
-    let mut rows = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let mut request =
-            api.http.request(Method::GET, format!("{}{WEBHOOK}/instances", api.base)).query(&query);
-        if let Some(key) = &api.key {
-            request = request.header(durable_http::KEY_HEADER, key);
-        }
-        if let Some(t) = &token {
-            request = request.header(durable_http::CONTINUATION_HEADER, t);
-        }
-        let response =
-            request.send().await.with_context(|| format!("cannot reach the server at {}", api.base))?;
-        let status = response.status();
-        let next = response
-            .headers()
-            .get(durable_http::CONTINUATION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && *v != "null")
-            .map(str::to_owned);
-        let body: Value = response.json().await.context("cannot read the server's answer")?;
-        if !status.is_success() {
-            bail!(
-                "{} {}",
-                status.as_u16(),
-                body.get("message").map(text).unwrap_or_else(|| body.to_string())
-            );
-        }
-        rows.extend(body.as_array().cloned().unwrap_or_default());
-        match next {
-            Some(t) if args.all => token = Some(t),
-            _ => break,
-        }
-    }
-    if api.json {
-        print_json(&Value::Array(rows));
-        return Ok(());
-    }
-    let mut table = Table::new();
-    table.load_style(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(vec!["Instance", "Name", "Status", "Created", "Updated", "Output"]);
-    for r in &rows {
-        let mut output = text(&r["output"]);
-        if output.chars().count() > 40 {
-            output = output.chars().take(39).collect::<String>() + "…";
-        }
-        table.add_row(vec![
-            text(&r["instanceId"]),
-            text(&r["name"]),
-            text(&r["runtimeStatus"]),
-            text(&r["createdTime"]),
-            text(&r["lastUpdatedTime"]),
-            output,
-        ]);
-    }
-    println!("{table}");
-    eprintln!("{} instance(s)", rows.len());
-    Ok(())
-}
-
-pub struct PurgeArgs<'a> {
-    pub id: Option<&'a str>,
-    pub force: bool,
-    pub created_from: Option<&'a str>,
-    pub created_to: Option<&'a str>,
-    pub statuses: &'a [String],
-}
-
-pub async fn purge(api: &Api, args: PurgeArgs<'_>) -> Result<()> {
-    let reply = match args.id {
-        Some(id) => {
-            let query = if args.force { vec![("force", "true".to_owned())] } else { vec![] };
-            api.call(Method::DELETE, &format!("{WEBHOOK}/instances/{}", encode(id)), &query, None).await?
-        }
-        None => {
-            let Some(from) = args.created_from else {
-                bail!(
-                    "purging by filter needs --created-from (e.g. --created-from 2026-01-01T00:00:00Z), or give an instance id"
-                );
-            };
-            let mut query = vec![("createdTimeFrom", from.to_owned())];
-            if let Some(to) = args.created_to {
-                query.push(("createdTimeTo", to.to_owned()));
-            }
-            if !args.statuses.is_empty() {
-                query.push(("runtimeStatus", args.statuses.join(",")));
-            }
-            if args.force {
-                query.push(("force", "true".to_owned()));
-            }
-            api.call(Method::DELETE, &format!("{WEBHOOK}/instances"), &query, None).await?
-        }
-    };
-    if api.json {
-        print_json(&reply.body);
-    } else {
-        println!("purged {} instance(s)", text(&reply.body["instancesDeleted"]));
-        // Unfinished instances are kept unless --force; the server says which and why.
-        if let Some(message) = reply.body["message"].as_str() {
-            eprintln!("{message}");
-        }
-    }
-    let _ = (reply.status, reply.headers);
-    Ok(())
 }

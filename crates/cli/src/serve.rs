@@ -192,6 +192,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let settings = settings(&args)?;
     let data_dir = settings.server.data_dir.clone();
+    let allow_no_auth = settings.server.allow_no_auth;
+    let store_description = durable_server::describe_store(&settings.server);
+    // The port first: a clash must not leave a new data directory and keys behind.
+    let bound = Server::bind(settings.server).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let key = verification_key(&data_dir)?;
@@ -216,13 +220,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         settings.verification.clone(),
     )
     .map_err(anyhow::Error::msg)?;
-    if settings.server.allow_no_auth {
+    if allow_no_auth {
         tracing::warn!(
             "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
         );
     }
-    let store_description = durable_server::describe_store(&settings.server);
-    let server = Server::start(settings.server, registry).await?;
+    let server = bound.start(registry).await?;
     tracing::info!(
         addr = %server.local_addr(),
         store = %store_description,

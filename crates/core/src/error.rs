@@ -3,8 +3,30 @@
 use crate::history::FailureDetails;
 use std::fmt;
 
-/// Stable error codes users can search for. Each appears in messages as `[DTxxxx]`.
+/// Stable error codes users can search for. Each appears in messages as `[DTxxxx]` (built by
+/// [`coded`](codes::coded)) and has a page in `docs/errors/` saying what it means and what to do.
 pub mod codes {
+    use std::fmt;
+
+    /// Every code, in order (each has a page `docs/errors/<code>.md`).
+    pub const ALL: [&str; 9] = [
+        NONDETERMINISM,
+        UNKNOWN_ORCHESTRATOR,
+        UNKNOWN_ACTIVITY,
+        BAD_INPUT,
+        ORCHESTRATOR_PANIC,
+        NON_DURABLE_AWAIT,
+        ACTIVITY_PANIC,
+        PAYLOAD_TOO_LARGE,
+        HISTORY_LIMIT,
+    ];
+
+    /// A message tagged with `code`: `[DT0001] nondeterminism: …`. Every coded message is built
+    /// here, so the tag's form is the same everywhere.
+    pub fn coded(code: &str, message: impl fmt::Display) -> String {
+        format!("[{code}] {message}")
+    }
+
     /// Replayed code issued an action that differs from the recorded history.
     pub const NONDETERMINISM: &str = "DT0001";
     /// No orchestrator is registered under the instance's name.
@@ -23,6 +45,16 @@ pub mod codes {
     pub const PAYLOAD_TOO_LARGE: &str = "DT0008";
     /// The history of one execution grew past the configured limit.
     pub const HISTORY_LIMIT: &str = "DT0009";
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string), for the
+/// `[DT0005]` / `[DT0007]` failures.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into())
 }
 
 /// The error of a durable task (activity, sub-orchestration, event wait) and of orchestrator and
@@ -125,5 +157,21 @@ impl From<Error> for FailureDetails {
             Error::Failed(f) => f,
             other => other.to_failure(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::codes;
+
+    #[test]
+    fn every_code_has_a_page_and_a_tag() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors");
+        for code in codes::ALL {
+            let page = std::fs::read_to_string(dir.join(format!("{code}.md")))
+                .unwrap_or_else(|e| panic!("no page for {code}: {e}"));
+            assert!(page.starts_with(&format!("# {code}")), "{code}");
+        }
+        assert_eq!(codes::coded(codes::HISTORY_LIMIT, "too long"), "[DT0009] too long");
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! An [`Execution`] owns the orchestrator's future and its replay state. A runtime keeps it in
 //! memory between turns (so a turn costs one poll, not a replay) and rebuilds it from history with
-//! [`Execution::from_history`] when it is not cached. Both paths go through the same episode
+//! [`Execution::from_history`] when it is not cached. Both paths go through the same turn
 //! logic, which is what guarantees that the cached and the replayed execution agree.
 
 use crate::action::Action;
-use crate::context::{ActionKind, BufferedEvent, OrchestrationContext, Outcome, State};
+use crate::context::OrchestrationContext;
 use crate::error::{Error, codes};
-use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, event_key};
+use crate::history::{EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus};
 use crate::payload::Payload;
+use crate::primitives::{self, sub_orchestration};
+use crate::state::{State, TurnOutput};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,10 +72,12 @@ where
             Err(e) => {
                 let failure = FailureDetails::new(
                     "InputError",
-                    format!(
-                        "[{}] the input of orchestrator '{name}' cannot be decoded as {}: {e}",
+                    codes::coded(
                         codes::BAD_INPUT,
-                        std::any::type_name::<I>()
+                        format_args!(
+                            "the input of orchestrator '{name}' cannot be decoded as {}: {e}",
+                            std::any::type_name::<I>()
+                        ),
                     ),
                 )
                 .non_retriable();
@@ -105,11 +109,13 @@ impl Limits {
         if len > self.max_payload_bytes {
             return Err(FailureDetails::new(
                 "PayloadTooLarge",
-                format!(
-                    "[{}] {what} is {len} bytes, more than the limit of {} bytes; pass a reference \
-                     (e.g. a blob URL) instead of the data",
+                codes::coded(
                     codes::PAYLOAD_TOO_LARGE,
-                    self.max_payload_bytes
+                    format_args!(
+                        "{what} is {len} bytes, more than the limit of {} bytes; pass a reference \
+                     (e.g. a blob URL) instead of the data",
+                        self.max_payload_bytes
+                    ),
                 ),
             )
             .non_retriable());
@@ -132,7 +138,7 @@ pub struct NextExecution {
 /// Everything one turn produced, to be committed atomically.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnResult {
-    /// History events to append: the whole episode, starting with `OrchestratorStarted`.
+    /// History events to append: the whole turn, starting with `OrchestratorStarted`.
     pub history: Vec<HistoryEvent>,
     /// Side effects to carry out.
     pub actions: Vec<Action>,
@@ -204,7 +210,7 @@ impl Execution {
         self
     }
 
-    /// Rebuilds an execution by replaying its recorded `history`, episode by episode. A
+    /// Rebuilds an execution by replaying its recorded `history`, turn by turn. A
     /// mismatch between the code and the history is kept and fails the instance on its next turn.
     pub fn from_history(
         instance_id: impl Into<String>,
@@ -213,8 +219,8 @@ impl Execution {
         resolver: &dyn OrchestratorResolver,
     ) -> Self {
         let mut exec = Execution::new(instance_id, execution_id);
-        for episode in split_episodes(history) {
-            exec.replay_episode(episode, resolver);
+        for turn in split_turns(history) {
+            exec.replay_turn(turn, resolver);
             if exec.failure.is_some() || exec.finished {
                 break;
             }
@@ -243,7 +249,7 @@ impl Execution {
     pub fn waits_for_event(&self, name: &str) -> bool {
         !self.finished
             && !self.suspended
-            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().waiting_events.contains(&event_key(name)))
+            && self.ctx.as_ref().is_some_and(|ctx| ctx.state().inbox.waits_for(name))
     }
 
     /// True once the execution ended; it accepts no more turns.
@@ -258,15 +264,15 @@ impl Execution {
 
     /// The tasks (activities, timers, sub-orchestrations) the orchestrator still waits for.
     pub(crate) fn open_tasks(&self) -> std::collections::HashSet<crate::TaskId> {
-        self.ctx.as_ref().map(|ctx| ctx.state().open.keys().copied().collect()).unwrap_or_default()
+        self.ctx.as_ref().map(|ctx| ctx.state().tasks.open.keys().copied().collect()).unwrap_or_default()
     }
 
-    fn replay_episode(&mut self, episode: &[HistoryEvent], resolver: &dyn OrchestratorResolver) {
-        let ts = episode[0].timestamp;
-        self.begin_episode(ts, true);
+    fn replay_turn(&mut self, turn: &[HistoryEvent], resolver: &dyn OrchestratorResolver) {
+        let ts = turn[0].timestamp;
+        self.begin_turn(ts, true);
         let mut recorded = Vec::new();
-        for event in &episode[1..] {
-            if let Some((id, kind)) = ActionKind::of_event(&event.kind) {
+        for event in &turn[1..] {
+            if let Some((id, kind)) = primitives::recorded(&event.kind) {
                 recorded.push((id, kind));
             } else if matches!(event.kind, EventKind::ExecutionCompleted { .. }) {
                 self.finished = true;
@@ -284,46 +290,50 @@ impl Execution {
             return;
         }
         if let Some(ctx) = &self.ctx {
-            ctx.state().recorded.extend(recorded.iter().cloned());
+            ctx.state().tasks.recorded.extend(recorded.iter().cloned());
         }
         let end = self.poll();
         let Some(ctx) = &self.ctx else {
             return;
         };
         let mut st = ctx.state();
-        let mismatch = if let Some(message) = st.nondeterminism.take() {
+        let mismatch = if let Some(message) = st.output.nondeterminism.take() {
             Some(message)
-        } else if let Some((id, kind)) = st.recorded.iter().min_by_key(|(id, _)| **id) {
-            Some(format!(
-                "[{}] nondeterminism: the recorded history has {kind} at position {id}, \
-                 but the code did not issue it",
-                codes::NONDETERMINISM
+        } else if let Some((id, kind)) = st.tasks.recorded.iter().min_by_key(|(id, _)| **id) {
+            Some(codes::coded(
+                codes::NONDETERMINISM,
+                format_args!(
+                    "nondeterminism: the recorded history has {kind} at position {id}, \
+                 but the code did not issue it"
+                ),
             ))
         } else if matches!(end, PollEnd::Ready(_)) {
-            Some(format!(
-                "[{}] nondeterminism: the code finished while replaying a turn after which the \
-                 recorded execution kept running",
-                codes::NONDETERMINISM
+            Some(codes::coded(
+                codes::NONDETERMINISM,
+                format_args!(
+                    "nondeterminism: the code finished while replaying a turn after which the \
+                 recorded execution kept running"
+                ),
             ))
         } else {
             None
         };
-        st.recorded.clear();
+        st.tasks.recorded.clear();
         drop(st);
         if let Some(message) = mismatch {
             self.failure = Some(FailureDetails::new("Nondeterminism", message).non_retriable());
         }
     }
 
-    fn begin_episode(&mut self, ts: Timestamp, replaying: bool) {
+    fn begin_turn(&mut self, ts: Timestamp, replaying: bool) {
         self.last_ts = Some(ts);
         self.replaying = replaying;
         if let Some(ctx) = &self.ctx {
             let mut st = ctx.state();
             st.now = ts;
             st.replaying = replaying;
-            st.new_actions.clear();
-            st.new_events.clear();
+            st.output.actions.clear();
+            st.output.events.clear();
         }
     }
 
@@ -362,7 +372,7 @@ impl Execution {
             let start = new_events.remove(pos);
             new_events.insert(0, start);
         }
-        self.begin_episode(ts, false);
+        self.begin_turn(ts, false);
         for event in new_events {
             if self.accepts(&event) {
                 self.apply(&event, resolver);
@@ -378,7 +388,7 @@ impl Execution {
         };
         self.finish_turn(end, &mut result);
         // A turn that accepted nothing and changed nothing (e.g. only duplicate completions)
-        // leaves no episode behind.
+        // leaves no turn behind.
         if result.history.len() == 1 && result.actions.is_empty() && !self.finished {
             result.history.clear();
         }
@@ -391,107 +401,52 @@ impl Execution {
         let Some(ctx) = &self.ctx else {
             return matches!(event.kind, EventKind::ExecutionStarted { .. });
         };
-        let st = ctx.state();
         match &event.kind {
-            EventKind::TaskCompleted { task_id, .. } | EventKind::TaskFailed { task_id, .. } => {
-                matches!(st.open.get(task_id), Some(ActionKind::Activity { .. }))
-            }
-            EventKind::SubOrchestrationCompleted { task_id, .. }
-            | EventKind::SubOrchestrationFailed { task_id, .. } => {
-                matches!(st.open.get(task_id), Some(ActionKind::SubOrchestration { .. }))
-            }
-            EventKind::TimerFired { timer_id, .. } => {
-                matches!(st.open.get(timer_id), Some(ActionKind::Timer))
-            }
-            EventKind::EventRaised { id: Some(id), .. } => !st.raised_ids.contains(id),
-            EventKind::EventRaised { id: None, .. } | EventKind::ExecutionTerminated { .. } => true,
+            // A marker: recorded, changes nothing.
+            EventKind::ExecutionTerminated { .. } | EventKind::ExecutionRewound { .. } => true,
             EventKind::ExecutionSuspended { .. } => !self.suspended,
             EventKind::ExecutionResumed { .. } => self.suspended,
-            // A marker: recorded, changes nothing.
-            EventKind::ExecutionRewound { .. } => true,
-            EventKind::ExecutionStarted { .. }
-            | EventKind::OrchestratorStarted
-            | EventKind::ExecutionCompleted { .. }
-            | EventKind::TaskScheduled { .. }
-            | EventKind::SubOrchestrationCreated { .. }
-            | EventKind::TimerCreated { .. }
-            | EventKind::EventSent { .. } => false,
+            // Completions and raised events; everything else (starts, recorded actions) is not
+            // an inbound event of a running execution.
+            kind => primitives::accepts(&ctx.state(), kind).unwrap_or(false),
         }
     }
 
     /// Applies an accepted inbound event to the replay state.
     fn apply(&mut self, event: &HistoryEvent, resolver: &dyn OrchestratorResolver) {
-        if let EventKind::ExecutionStarted { name, input, parent, .. } = &event.kind {
-            // The orchestrator's clock is the turn's time, not the time the start was requested.
-            let now = self.last_ts.unwrap_or(event.timestamp);
-            self.start(name, input.clone(), parent.clone(), now, resolver);
-            return;
-        }
         match &event.kind {
-            EventKind::ExecutionTerminated { reason } => {
-                self.terminated = Some(reason.clone());
-                return;
+            EventKind::ExecutionStarted { name, input, parent, .. } => {
+                // The orchestrator's clock is the turn's time, not the time the start was
+                // requested.
+                let now = self.last_ts.unwrap_or(event.timestamp);
+                self.start(name, input.clone(), parent.clone(), now, resolver);
             }
-            EventKind::ExecutionSuspended { .. } => {
-                self.suspended = true;
-                return;
-            }
+            EventKind::ExecutionTerminated { reason } => self.terminated = Some(reason.clone()),
+            EventKind::ExecutionSuspended { .. } => self.suspended = true,
             EventKind::ExecutionResumed { .. } => {
                 self.suspended = false;
                 for deferred in std::mem::take(&mut self.deferred) {
                     self.deliver(&deferred);
                 }
-                return;
             }
-            EventKind::EventRaised { id: Some(id), .. } => {
-                // Recorded on arrival (even while suspended), so a later copy is dropped.
+            kind => {
                 if let Some(ctx) = &self.ctx {
-                    ctx.state().raised_ids.insert(id.clone());
+                    ctx.state().inbox.arrived(kind);
+                }
+                if self.suspended {
+                    self.deferred.push(event.clone());
+                } else {
+                    self.deliver(event);
                 }
             }
-            _ => {}
-        }
-        if self.suspended {
-            self.deferred.push(event.clone());
-        } else {
-            self.deliver(event);
         }
     }
 
-    /// Hands a completion or raised event to the orchestrator state.
+    /// Hands a completion or raised event to the primitive that owns it.
     fn deliver(&mut self, event: &HistoryEvent) {
-        let Some(ctx) = &self.ctx else {
-            return;
-        };
-        let mut st = ctx.state();
-        match &event.kind {
-            EventKind::TaskCompleted { task_id, result }
-            | EventKind::SubOrchestrationCompleted { task_id, result } => {
-                st.open.remove(task_id);
-                st.outcomes.insert(*task_id, Outcome::Completed(result.clone()));
-            }
-            EventKind::TaskFailed { task_id, failure }
-            | EventKind::SubOrchestrationFailed { task_id, failure } => {
-                st.open.remove(task_id);
-                st.outcomes.insert(*task_id, Outcome::Failed(failure.clone()));
-            }
-            EventKind::TimerFired { timer_id, .. } => {
-                st.open.remove(timer_id);
-                st.fired_timers.insert(*timer_id);
-            }
-            EventKind::EventRaised { name, input, id } => {
-                let seq = st.event_seq;
-                st.event_seq += 1;
-                st.events.entry(event_key(name)).or_default().push_back(BufferedEvent {
-                    seq,
-                    name: name.clone(),
-                    input: input.clone(),
-                    id: id.clone(),
-                });
-            }
-            _ => return,
+        if let Some(ctx) = &self.ctx {
+            primitives::deliver(&mut ctx.state(), &event.kind);
         }
-        st.wake_all();
     }
 
     fn start(
@@ -518,10 +473,12 @@ impl Execution {
                 self.failure = Some(
                     FailureDetails::new(
                         "UnknownOrchestrator",
-                        format!(
-                            "[{}] no orchestrator named '{name}' is registered on this node; \
-                             register it before starting instances of it",
-                            codes::UNKNOWN_ORCHESTRATOR
+                        codes::coded(
+                            codes::UNKNOWN_ORCHESTRATOR,
+                            format_args!(
+                                "no orchestrator named '{name}' is registered on this node; \
+                             register it before starting instances of it"
+                            ),
                         ),
                     )
                     .non_retriable(),
@@ -542,7 +499,7 @@ impl Execution {
         {
             let mut st = ctx.state();
             st.pending_polls = 0;
-            st.waiting_events.clear();
+            st.inbox.waiting.clear();
         }
         let mut cx = Context::from_waker(Waker::noop());
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
@@ -553,14 +510,13 @@ impl Execution {
             }
             Err(panic) => {
                 self.future = None;
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic payload".into());
+                let message = crate::error::panic_message(&*panic);
                 PollEnd::Ready(Err(FailureDetails::new(
                     "Panic",
-                    format!("[{}] the orchestrator panicked: {message}", codes::ORCHESTRATOR_PANIC),
+                    codes::coded(
+                        codes::ORCHESTRATOR_PANIC,
+                        format_args!("the orchestrator panicked: {message}"),
+                    ),
                 )
                 .non_retriable()))
             }
@@ -570,32 +526,16 @@ impl Execution {
     /// Decides the status after the live poll and fills `result`.
     fn finish_turn(&mut self, end: PollEnd, result: &mut TurnResult) {
         let ts = result.history[0].timestamp;
-        let (mut actions, outbound, custom_status, can, nondeterminism, fatal, pending_polls, open_children) =
-            match &self.ctx {
-                Some(ctx) => {
-                    let mut st = ctx.state();
-                    let open_children: Vec<String> = st
-                        .open
-                        .values()
-                        .filter_map(|k| match k {
-                            ActionKind::SubOrchestration { instance_id, .. } => Some(instance_id.clone()),
-                            _ => None,
-                        })
-                        .collect();
-                    (
-                        std::mem::take(&mut st.new_actions),
-                        std::mem::take(&mut st.new_events),
-                        st.custom_status.clone(),
-                        st.continue_as_new.take(),
-                        st.nondeterminism.take(),
-                        st.fatal.take(),
-                        st.pending_polls,
-                        open_children,
-                    )
-                }
-                None => Default::default(),
-            };
-        result.custom_status = custom_status;
+        let (output, pending_polls, open_children) = match &self.ctx {
+            Some(ctx) => {
+                let mut st = ctx.state();
+                result.custom_status = st.custom_status.clone();
+                (std::mem::take(&mut st.output), st.pending_polls, sub_orchestration::open_children(&st))
+            }
+            None => Default::default(),
+        };
+        let TurnOutput { mut actions, events: outbound, continue_as_new: can, nondeterminism, fatal } =
+            output;
 
         if let Some(message) = nondeterminism {
             self.failure = Some(FailureDetails::new("Nondeterminism", message).non_retriable());
@@ -643,11 +583,13 @@ impl Execution {
                     (PollEnd::Ready(Ok(output)), None) => Some(Ok((RuntimeStatus::Completed, Some(output)))),
                     (PollEnd::Pending, None) if pending_polls == 0 => Some(Err(FailureDetails::new(
                         "Stuck",
-                        format!(
-                            "[{}] the orchestrator is waiting on something that is not a durable task \
+                        codes::coded(
+                            codes::NON_DURABLE_AWAIT,
+                            format_args!(
+                                "the orchestrator is waiting on something that is not a durable task \
                              (e.g. tokio::time::sleep, a channel, or a cancelled timer) and could never \
-                             resume; await only the futures of the OrchestrationContext",
-                            codes::NON_DURABLE_AWAIT
+                             resume; await only the futures of the OrchestrationContext"
+                            ),
                         ),
                     )
                     .non_retriable())),
@@ -741,27 +683,19 @@ impl Execution {
         if total > self.limits.max_history_events {
             return Err(FailureDetails::new(
                 "HistoryLimitExceeded",
-                format!(
-                    "[{}] this execution's history would grow to {total} events, more than the limit of {}; \
-                     use continue_as_new to carry on with a fresh history",
+                codes::coded(
                     codes::HISTORY_LIMIT,
-                    self.limits.max_history_events
+                    format_args!(
+                        "this execution's history would grow to {total} events, more than the limit of {}; \
+                     use continue_as_new to carry on with a fresh history",
+                        self.limits.max_history_events
+                    ),
                 ),
             )
             .non_retriable());
         }
-        for event in outbound {
-            let (what, payload) = match &event.kind {
-                EventKind::TaskScheduled { name, input, .. } => {
-                    (format!("the input of activity '{name}'"), input)
-                }
-                EventKind::SubOrchestrationCreated { name, input, .. } => {
-                    (format!("the input of sub-orchestration '{name}'"), input)
-                }
-                EventKind::EventSent { name, input, .. } => (format!("the data of event '{name}'"), input),
-                _ => continue,
-            };
-            self.limits.check_payload(&what, payload.as_ref().map_or(0, Payload::len))?;
+        for (what, payload) in outbound.iter().filter_map(|event| primitives::payload(&event.kind)) {
+            self.limits.check_payload(&what, payload.map_or(0, Payload::len))?;
         }
         if let PollEnd::Ready(Ok(output)) = end {
             self.limits.check_payload("the orchestrator's output", output.len())?;
@@ -782,23 +716,12 @@ impl Execution {
         if !preserve {
             return Vec::new();
         }
-        let st = ctx.state();
-        let mut events: Vec<&BufferedEvent> = st.events.values().flatten().collect();
-        events.sort_by_key(|e| e.seq);
-        events
-            .into_iter()
-            .map(|e| {
-                HistoryEvent::new(
-                    ts,
-                    EventKind::EventRaised { name: e.name.clone(), input: e.input.clone(), id: e.id.clone() },
-                )
-            })
-            .collect()
+        ctx.state().inbox.unconsumed(ts)
     }
 }
 
-/// Splits a history into episodes, each starting with `OrchestratorStarted`.
-fn split_episodes(history: &[HistoryEvent]) -> impl Iterator<Item = &[HistoryEvent]> {
+/// Splits a history into turns, each starting with `OrchestratorStarted`.
+fn split_turns(history: &[HistoryEvent]) -> impl Iterator<Item = &[HistoryEvent]> {
     let mut starts: Vec<usize> = history
         .iter()
         .enumerate()

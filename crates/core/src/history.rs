@@ -1,11 +1,11 @@
 //! The event-sourced history of an orchestration execution.
 //!
-//! A history is a flat list of [`HistoryEvent`]s grouped into *episodes*, one per turn. Every
-//! episode starts with [`EventKind::OrchestratorStarted`] (whose timestamp is the turn's
+//! A history is a flat list of [`HistoryEvent`]s grouped into *turns*. Every
+//! turn starts with [`EventKind::OrchestratorStarted`] (whose timestamp is the turn's
 //! `current_utc_datetime`), continues with the inbound events the turn consumed (completions,
 //! raised events, lifecycle messages), then the actions the orchestrator issued in that turn
 //! (`TaskScheduled`, `TimerCreated`, ...) and, when the execution ended, one `ExecutionCompleted`
-//! or `ExecutionTerminated`. Replay feeds the episodes back to the orchestrator in the same
+//! or `ExecutionTerminated`. Replay feeds the turns back to the orchestrator in the same
 //! grouping, which is what makes `select` winners and timestamps identical on replay.
 
 use crate::payload::Payload;
@@ -38,7 +38,7 @@ impl HistoryEvent {
 /// The kinds of history events. Names follow the Durable Task Framework.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
-    /// Start of an episode (turn); its timestamp is the orchestrator's current time.
+    /// Start of a turn; its timestamp is the orchestrator's current time.
     OrchestratorStarted,
     /// The execution was started with this orchestrator and input.
     ExecutionStarted {

@@ -33,14 +33,15 @@ mod error;
 mod execution;
 mod history;
 mod payload;
+mod primitives;
 mod retry;
 mod rewind;
-mod tasks;
+mod state;
 
 pub use action::Action;
 pub use combinators::{Either, Join, JoinAll, Select, SelectAll, join, join_all, select, select_all};
-pub use context::{ContinueAsNewOptions, OrchestrationContext};
-pub use error::{Error, codes};
+pub use context::{ContinueAsNewOptions, ContinueAsNewPending, OrchestrationContext};
+pub use error::{Error, codes, panic_message};
 pub use execution::{
     Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
     OrchestratorResolver, TurnResult, orchestrator_fn,
@@ -50,9 +51,12 @@ pub use history::{
 };
 pub use jiff::Timestamp;
 pub use payload::Payload;
+pub use primitives::activity::ActivityCall;
+pub use primitives::external_event::ExternalEvent;
+pub use primitives::sub_orchestration::SubOrchestrationCall;
+pub use primitives::timer::Timer;
 pub use retry::RetryPolicy;
 pub use rewind::{Rewind, RewoundChild, RewoundTask, plan_rewind};
-pub use tasks::{ActivityCall, ContinueAsNewPending, ExternalEvent, SubOrchestrationCall, Timer};
 
 impl OrchestrationContext {
     /// WhenAny of two; see [`select`].

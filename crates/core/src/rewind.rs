@@ -5,7 +5,7 @@
 //! failed activities and failed sub-orchestrations run again, everything that succeeded is
 //! kept. Precisely:
 //!
-//! - The turn that failed (the last episode, which ends with `ExecutionCompleted(Failed)`) is
+//! - The turn that failed (the last turn, which ends with `ExecutionCompleted(Failed)`) is
 //!   cut; the events it had received are queued again, so the orchestrator meets them live (a
 //!   fixed bug no longer fails there; an unchanged one fails again with its real message).
 //! - Task failures the code did not react to are removed: those delivered after the last turn
@@ -19,7 +19,6 @@
 //!
 //! The first turn after the rewind records an `ExecutionRewound` event.
 
-use crate::context::ActionKind;
 use crate::execution::{Execution, OrchestratorResolver};
 use crate::history::{EventKind, HistoryEvent, TaskId};
 use crate::payload::Payload;
@@ -83,14 +82,14 @@ pub fn plan_rewind(
     if !failed {
         return Err("its history does not end with a failure; only a Failed execution can be rewound".into());
     }
-    let mut episodes: Vec<Vec<HistoryEvent>> = Vec::new();
+    let mut turns: Vec<Vec<HistoryEvent>> = Vec::new();
     for event in history {
-        match (&event.kind, episodes.last_mut()) {
-            (EventKind::OrchestratorStarted, _) | (_, None) => episodes.push(vec![event.clone()]),
-            (_, Some(episode)) => episode.push(event.clone()),
+        match (&event.kind, turns.last_mut()) {
+            (EventKind::OrchestratorStarted, _) | (_, None) => turns.push(vec![event.clone()]),
+            (_, Some(turn)) => turn.push(event.clone()),
         }
     }
-    let failed_turn = episodes.pop().unwrap_or_default();
+    let failed_turn = turns.pop().unwrap_or_default();
 
     // The failed turn's inbound events are delivered again, except its task failures: those
     // tasks run again (they are open in the replayed execution below).
@@ -109,18 +108,18 @@ pub fn plan_rewind(
         .collect();
 
     // Earlier failures the code did not react to: delivered after the last turn with an action.
-    let last_action = episodes
+    let last_action = turns
         .iter()
-        .rposition(|episode| episode.iter().any(|e| ActionKind::of_event(&e.kind).is_some()))
+        .rposition(|turn| turn.iter().any(|e| crate::primitives::recorded(&e.kind).is_some()))
         .unwrap_or(0);
-    for episode in episodes.iter_mut().skip(last_action + 1) {
-        episode.retain(|e| {
+    for turn in turns.iter_mut().skip(last_action + 1) {
+        turn.retain(|e| {
             !matches!(e.kind, EventKind::TaskFailed { .. } | EventKind::SubOrchestrationFailed { .. })
         });
     }
     // A turn left with nothing but its start delivered nothing and issued nothing.
-    episodes.retain(|episode| episode.len() > 1);
-    let kept: Vec<HistoryEvent> = episodes.into_iter().flatten().collect();
+    turns.retain(|turn| turn.len() > 1);
+    let kept: Vec<HistoryEvent> = turns.into_iter().flatten().collect();
 
     let exec = Execution::from_history(instance_id, execution_id, &kept, resolver);
     if let Some(failure) = exec.replay_failure() {

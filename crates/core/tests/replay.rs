@@ -128,7 +128,7 @@ fn output<T: serde::de::DeserializeOwned>(r: &TurnResult) -> T {
 }
 
 #[test]
-fn happy_path_records_the_durable_task_framework_episodes() {
+fn happy_path_records_the_durable_task_framework_turns() {
     let reg = Registry::new();
     let (r, history) = drive(
         &reg,
@@ -581,7 +581,7 @@ fn duplicate_and_unknown_completions_are_discarded() {
     );
     assert_eq!(r[1].discarded.len(), 2);
     assert_eq!(history.iter().filter(|e| matches!(e.kind, EventKind::TaskCompleted { .. })).count(), 1);
-    // A turn that only brings duplicates leaves no episode behind.
+    // A turn that only brings duplicates leaves no turn behind.
     let (r, history) = drive(
         &reg,
         vec![
@@ -780,7 +780,7 @@ fn a_raised_event_with_a_known_id_is_recorded_once() {
     );
     assert_eq!(r[1].discarded.len(), 1);
     assert_eq!(r[2].discarded.len(), 1);
-    assert!(r[2].history.is_empty(), "a turn with only a duplicate leaves no episode");
+    assert!(r[2].history.is_empty(), "a turn with only a duplicate leaves no turn");
     assert_eq!(output::<(u32, u32)>(&r[3]), (1, 2));
     let recorded = history.iter().filter(|e| matches!(e.kind, EventKind::EventRaised { .. })).count();
     assert_eq!(recorded, 2);

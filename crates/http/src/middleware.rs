@@ -120,10 +120,16 @@ pub(crate) fn make_span(req: &Request) -> Span {
     tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
 }
 
+/// `latency` in milliseconds rounded to the microsecond, so logs say `latency_ms=0.06`, not
+/// `latency_ms=0.059948999999999995` (f64 prints its shortest exact form).
+fn whole_microseconds_in_ms(latency: Duration) -> f64 {
+    latency.as_micros() as f64 / 1000.0
+}
+
 /// One line per response: status and latency (method and path come from the span).
 pub(crate) fn on_response(res: &axum::response::Response, latency: Duration, _span: &Span) {
     let status = res.status().as_u16();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let latency_ms = whole_microseconds_in_ms(latency);
     if res.status().is_server_error() {
         tracing::warn!(status, latency_ms, "response");
     } else {
@@ -138,6 +144,13 @@ mod tests {
 
     fn opts(keys: &[&str]) -> HttpOptions {
         HttpOptions { system_keys: keys.iter().map(|k| (*k).to_owned()).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn latency_is_logged_in_whole_microseconds() {
+        assert_eq!(whole_microseconds_in_ms(Duration::from_nanos(59_948_999)).to_string(), "59.948");
+        assert_eq!(whole_microseconds_in_ms(Duration::from_nanos(59_949)).to_string(), "0.059");
+        assert_eq!(whole_microseconds_in_ms(Duration::from_millis(12)).to_string(), "12");
     }
 
     #[test]

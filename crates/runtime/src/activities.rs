@@ -48,11 +48,13 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
         // Never consume what this node cannot process: the work item stays for a node that
         // has the activity. Its attempt count (persisted at every fetch) sets the delay, so
         // the backoff survives restarts.
-        let reason = format!(
-            "[{}] no activity named '{}' is registered on the node that tried to run it; the activity \
-             waits for a node that has it",
+        let reason = codes::coded(
             codes::UNKNOWN_ACTIVITY,
-            item.name
+            format_args!(
+                "no activity named '{}' is registered on the node that tried to run it; the activity \
+             waits for a node that has it",
+                item.name
+            ),
         );
         crate::stalls::leave_to_another_node(shared, &item.instance_id, &reason).await;
         let delay = crate::stalls::backoff(item.attempt.saturating_sub(1));
@@ -65,11 +67,7 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
         None => ActivityOutcome::Failed(
             FailureDetails::new(
                 "UnknownActivity",
-                format!(
-                    "[{}] no activity named '{}' is registered on this node; register it with Registry::activity",
-                    codes::UNKNOWN_ACTIVITY,
-                    item.name
-                ),
+                codes::coded(codes::UNKNOWN_ACTIVITY, format_args!("no activity named '{}' is registered on this node; register it with Registry::activity", item.name)),
             )
             .non_retriable(),
         ),
@@ -162,14 +160,10 @@ fn outcome_of(joined: Result<crate::registry::ActivityOutput, tokio::task::JoinE
         Ok(Err(failure)) => ActivityOutcome::Failed(failure),
         Err(e) if e.is_panic() => {
             let panic = e.into_panic();
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".into());
+            let message = durable_core::panic_message(&*panic);
             ActivityOutcome::Failed(FailureDetails::new(
                 "Panic",
-                format!("[{}] the activity panicked: {message}", codes::ACTIVITY_PANIC),
+                codes::coded(codes::ACTIVITY_PANIC, format_args!("the activity panicked: {message}")),
             ))
         }
         Err(_) => {

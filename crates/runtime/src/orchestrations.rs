@@ -63,11 +63,13 @@ pub(crate) async fn process_with(
     {
         // Never consume what this node cannot process: the messages stay queued for a node
         // that has the orchestrator.
-        let reason = format!(
-            "[{}] no orchestrator named '{}' is registered on the node that tried to run it; the instance \
-             waits for a node that has it",
+        let reason = codes::coded(
             codes::UNKNOWN_ORCHESTRATOR,
-            item.instance.name
+            format_args!(
+                "no orchestrator named '{}' is registered on the node that tried to run it; the instance \
+             waits for a node that has it",
+                item.instance.name
+            ),
         );
         let delay = crate::stalls::leave_to_another_node(shared, &instance_id, &reason).await;
         if let Err(e) = shared.store.abandon_orchestration_work(&lease, delay).await {

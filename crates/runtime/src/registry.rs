@@ -116,10 +116,12 @@ impl Registry {
                 Err(e) => {
                     let failure = FailureDetails::new(
                         "InputError",
-                        format!(
-                            "[{}] the input of activity '{name_owned}' cannot be decoded as {}: {e}",
+                        codes::coded(
                             codes::BAD_INPUT,
-                            std::any::type_name::<I>()
+                            format_args!(
+                                "the input of activity '{name_owned}' cannot be decoded as {}: {e}",
+                                std::any::type_name::<I>()
+                            ),
                         ),
                     )
                     .non_retriable();

@@ -258,9 +258,26 @@ pub struct Server {
     data_dir: PathBuf,
 }
 
-impl Server {
-    /// Creates the data directory, opens the store, starts the runtime and the HTTP listener.
-    pub async fn start(mut options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+/// A node whose ports are bound but which has not started: [`Server::bind`] then
+/// [`start`](Self::start). Binding first means a port clash is found before anything is
+/// created on disk (data directory, keys, database).
+pub struct BoundServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    local_rpc: Option<(tokio::net::TcpListener, SocketAddr)>,
+    options: ServerOptions,
+}
+
+impl BoundServer {
+    /// The address the HTTP API will listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Creates the data directory, opens the store, starts the runtime and serves HTTP on the
+    /// bound ports.
+    pub async fn start(self, registry: Registry) -> Result<Server, Error> {
+        let BoundServer { listener, local_addr, local_rpc, mut options } = self;
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
             path: options.data_dir.clone(),
@@ -281,6 +298,29 @@ impl Server {
         if let Some(handle) = metrics {
             state = state.with_metrics(handle, options.metrics.auth.requires_key(options.bind));
         }
+        let stop_http = CancellationToken::new();
+        let stopped = || stop_http.clone().cancelled_owned();
+        let mut http =
+            vec![spawn_http(durable_http::serve(listener, durable_http::router(state.clone()), stopped()))];
+        let local_rpc_addr = local_rpc.map(|(listener, bound)| {
+            let router = durable_http::local_rpc_router(state);
+            http.push(spawn_http(durable_http::serve(listener, router, stopped())));
+            bound
+        });
+        Ok(Server { local_addr, local_rpc_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+    }
+}
+
+impl Server {
+    /// Binds the ports, then creates the data directory, opens the store and starts the
+    /// runtime and the HTTP listeners.
+    pub async fn start(options: ServerOptions, registry: Registry) -> Result<Server, Error> {
+        Server::bind(options).await?.start(registry).await
+    }
+
+    /// Binds the HTTP port (and the local RPC port, when on) and nothing else (see
+    /// [`BoundServer`]).
+    pub async fn bind(options: ServerOptions) -> Result<BoundServer, Error> {
         let addr = SocketAddr::new(options.bind, options.port);
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
@@ -294,16 +334,7 @@ impl Server {
             }
             None => None,
         };
-        let stop_http = CancellationToken::new();
-        let stopped = || stop_http.clone().cancelled_owned();
-        let mut http =
-            vec![spawn_http(durable_http::serve(listener, durable_http::router(state.clone()), stopped()))];
-        let local_rpc_addr = local_rpc.map(|(listener, bound)| {
-            let router = durable_http::local_rpc_router(state);
-            http.push(spawn_http(durable_http::serve(listener, router, stopped())));
-            bound
-        });
-        Ok(Server { local_addr, local_rpc_addr, runtime, store, http, stop_http, data_dir: options.data_dir })
+        Ok(BoundServer { listener, local_addr, local_rpc, options })
     }
 
     /// The address the HTTP API listens on.

@@ -275,7 +275,7 @@ pub fn raised(name: &str, data: &str) -> HistoryEvent {
     HistoryEvent::new(now(), EventKind::EventRaised { name: name.into(), input: Some(json(data)), id: None })
 }
 
-/// The commit of a turn that consumes every message of `item` and appends an episode
+/// The commit of a turn that consumes every message of `item` and appends a turn
 /// (`OrchestratorStarted` + the consumed events), leaving the instance Running.
 pub fn turn_of(item: &OrchestrationWorkItem) -> TurnCommit {
     let t = now();

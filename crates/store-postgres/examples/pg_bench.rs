@@ -57,7 +57,7 @@ fn create(i: usize) -> CreateInstance {
     }
 }
 
-/// A small turn: consume everything, append the episode.
+/// A small turn: consume everything, append its events.
 fn turn(item: &OrchestrationWorkItem) -> TurnCommit {
     durable_store::conformance::turn_of(item)
 }

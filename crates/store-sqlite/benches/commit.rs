@@ -20,7 +20,7 @@ fn id(i: usize) -> String {
     format!("{i:032x}")
 }
 
-/// A typical small turn: consume the messages, append an episode.
+/// A typical small turn: consume the messages, append its events.
 fn commit(item: &OrchestrationWorkItem) -> TurnCommit {
     durable_store::conformance::turn_of(item)
 }

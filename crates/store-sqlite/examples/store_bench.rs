@@ -42,7 +42,7 @@ fn create(i: usize) -> CreateInstance {
     }
 }
 
-/// The commit of a small turn: consume everything, append the episode.
+/// The commit of a small turn: consume everything, append its events.
 fn turn(item: &durable_store::OrchestrationWorkItem, timer: Option<NewTimer>) -> TurnCommit {
     let mut c = durable_store::conformance::turn_of(item);
     if let Some(t) = timer {
