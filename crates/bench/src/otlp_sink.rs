@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 use std::collections::BTreeMap;
@@ -130,11 +132,15 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-protobuf"));
     if !protobuf {
-        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "this receiver takes application/x-protobuf").into_response();
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, "this receiver takes application/x-protobuf")
+            .into_response();
     }
     let request = match ExportTraceServiceRequest::decode(body) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("not an ExportTraceServiceRequest: {e}")).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("not an ExportTraceServiceRequest: {e}"))
+                .into_response();
+        }
     };
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {

@@ -177,10 +177,7 @@ pub fn init_logging(format: LogFormat, tracing: Option<&Tracing>) {
         LogFormat::Text => logs.boxed(),
         LogFormat::Json => logs.json().boxed(),
     };
-    tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
-        .with(tracing.map(Tracing::layer))
-        .init();
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(tracing.map(Tracing::layer)).init();
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -188,7 +185,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     init_logging(args.log_format, tracing.as_ref());
     if let Some(tracing) = &tracing {
         tracing.install();
-        tracing::info!("OpenTelemetry tracing is on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT");
+        tracing::info!(
+            "OpenTelemetry tracing is on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT"
+        );
     }
     let settings = settings(&args)?;
     let data_dir = settings.server.data_dir.clone();

@@ -47,7 +47,9 @@ impl Scrape {
     }
 
     fn find(&self, name: &str, labels: &[(&str, &str)]) -> Option<&prometheus_parse::Sample> {
-        self.samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        self.samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
     }
 }
 
@@ -66,8 +68,10 @@ async fn scrape(durable: &Durable) -> (u16, String) {
 async fn metrics_count_what_ran_and_parse_as_prometheus_text() {
     let twilio = fake_twilio().await;
     let dir = tempfile::tempdir().unwrap();
-    let durable =
-        Durable::start(&dir.path().join("data"), &Launch { twilio: Some(twilio.base_url()), ..Default::default() });
+    let durable = Durable::start(
+        &dir.path().join("data"),
+        &Launch { twilio: Some(twilio.base_url()), ..Default::default() },
+    );
 
     // Two verifications answered right, one terminated while it waits.
     let mut ids = Vec::new();
@@ -111,7 +115,8 @@ async fn metrics_count_what_ran_and_parse_as_prometheus_text() {
     // arrives while the previous turn runs (they then share one).
     let turns = m.value("durable_turns_total", &[]);
     assert!((6.0..=9.0).contains(&turns), "{turns} turns");
-    let cache = m.value("durable_execution_cache_hits_total", &[]) + m.value("durable_execution_cache_misses_total", &[]);
+    let cache = m.value("durable_execution_cache_hits_total", &[])
+        + m.value("durable_execution_cache_misses_total", &[]);
     assert_eq!(cache, turns - 3.0, "every turn but the first of each instance looks its execution up");
     assert_eq!(m.value("durable_replays_total", &[]), m.value("durable_execution_cache_misses_total", &[]));
     // The terminated one's timer was cancelled, the others' too: no timer fired.
@@ -120,9 +125,13 @@ async fn metrics_count_what_ran_and_parse_as_prometheus_text() {
     assert!(m.histogram_count("durable_store_commit_batch_size", &[("store", "sqlite")]) > 0);
     let start_route = [("route", "/api/orchestrators/:name"), ("method", "POST"), ("status", "202")];
     assert_eq!(m.value("durable_http_requests_total", &start_route), 3.0);
-    let raise = [("route", "/runtime/webhooks/durabletask/instances/:id/raiseEvent/:event"), ("status", "202")];
+    let raise =
+        [("route", "/runtime/webhooks/durabletask/instances/:id/raiseEvent/:event"), ("status", "202")];
     assert_eq!(m.value("durable_http_requests_total", &raise), 2.0);
-    assert!(m.histogram_count("durable_http_request_duration_seconds", &[("route", "/api/orchestrators/:name")]) >= 3);
+    assert!(
+        m.histogram_count("durable_http_request_duration_seconds", &[("route", "/api/orchestrators/:name")])
+            >= 3
+    );
     // Nothing is left to do: the backlogs read from the store are empty.
     for gauge in ["durable_ready_instances", "durable_ready_activities", "durable_due_timers"] {
         assert!(m.find(gauge, &[]).is_some(), "{gauge} missing");
@@ -167,7 +176,8 @@ async fn metrics_need_the_key_when_asked_and_can_be_turned_off() {
     assert_eq!(with_key.status(), 200);
     Scrape::parse(&with_key.text().await.unwrap());
     drop(keyed);
-    let off = Durable::start(&dir.path().join("off"), &Launch { args: vec!["--no-metrics".into()], twilio: None });
+    let off =
+        Durable::start(&dir.path().join("off"), &Launch { args: vec!["--no-metrics".into()], twilio: None });
     assert_eq!(scrape(&off).await.0, 404);
 }
 
@@ -237,7 +247,9 @@ async fn a_verification_is_one_trace_under_the_callers_span_across_a_restart() {
         .wait_until(DEADLINE, |s| !named(s, &orchestration).is_empty() && !named(s, &timer).is_empty())
         .await;
 
-    let [o] = named(&spans, &orchestration)[..] else { panic!("one orchestration span expected: {spans:#?}") };
+    let [o] = named(&spans, &orchestration)[..] else {
+        panic!("one orchestration span expected: {spans:#?}")
+    };
     assert_eq!(o.trace_id, CALLER_TRACE);
     assert_eq!(o.parent_span_id, CALLER_SPAN, "the caller's span is the parent");
     assert_eq!(o.span_id, orchestration_span, "the span the start response named");

@@ -482,7 +482,12 @@ fn continue_as_new_restarts_with_a_new_input_and_can_carry_events() {
     assert_eq!(next.input, Some(Payload::from_value(&2).unwrap()));
     assert_eq!(
         next.start.kind,
-        EventKind::ExecutionStarted { name: "c".into(), input: next.input.clone(), parent: None, trace: None }
+        EventKind::ExecutionStarted {
+            name: "c".into(),
+            input: next.input.clone(),
+            parent: None,
+            trace: None
+        }
     );
     assert_eq!(next.carried_events.len(), 1);
     assert!(matches!(&next.carried_events[0].kind, EventKind::EventRaised { name, .. } if name == "Other"));

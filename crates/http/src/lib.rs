@@ -127,7 +127,11 @@ impl HttpState {
     /// Serves `GET /metrics` (Prometheus text format) from `handle` (see
     /// [`metrics::install_recorder`]); with `require_key`, a scrape needs the system key like
     /// every other route (`code=` or `x-functions-key`).
-    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle, require_key: bool) -> Self {
+    pub fn with_metrics(
+        mut self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+        require_key: bool,
+    ) -> Self {
         self.metrics = Some(metrics::MetricsEndpoint { handle, require_key });
         self
     }

@@ -44,7 +44,9 @@ pub fn install_recorder() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches ours");
+                tracing::warn!(
+                    "another metrics recorder is installed; /metrics shows only what reaches ours"
+                );
             }
             let upkeep = handle.clone();
             let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
@@ -102,7 +104,8 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method.to_owned()), ("route", route)];
-    metrics::histogram!("durable_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("durable_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
     let [method, route] = labels;
     metrics::counter!("durable_http_requests_total", &[method, route, ("status", status)]).increment(1);
     response

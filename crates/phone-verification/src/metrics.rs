@@ -5,7 +5,10 @@
 
 /// Registers the help texts (called when the sample is registered).
 pub fn describe() {
-    metrics::describe_counter!("durable_sms_sent_total", "Verification SMS handed to the sender, by sender (twilio, outbox).");
+    metrics::describe_counter!(
+        "durable_sms_sent_total",
+        "Verification SMS handed to the sender, by sender (twilio, outbox)."
+    );
     metrics::describe_counter!(
         "durable_sms_failed_total",
         "Verification SMS the sender refused or could not send, by sender and whether retrying can help (permanent: false/true)."

@@ -4,13 +4,13 @@
 
 use crate::dispatch::Dispatcher;
 use crate::registry::ActivityContext;
+use crate::tracing_spans::ExecutionTrace;
 use crate::{Shared, UnknownFunctions};
 use durable_core::{FailureDetails, codes};
 use durable_store::{ActivityOutcome, ActivityWorkItem, Error as StoreError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use crate::tracing_spans::ExecutionTrace;
 use tracing::{Instrument, debug, debug_span, warn};
 
 /// Activities.

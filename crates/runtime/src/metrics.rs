@@ -22,12 +22,18 @@ pub const UNREGISTERED: &str = "(unregistered)";
 /// Every metric the runtime reports, with its help text (for `# HELP` lines).
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("durable_instances_started_total", "Executions started (first turn run), by orchestrator.");
+    describe_counter!(
+        "durable_instances_started_total",
+        "Executions started (first turn run), by orchestrator."
+    );
     describe_counter!("durable_instances_completed_total", "Executions completed, by orchestrator.");
     describe_counter!("durable_instances_failed_total", "Executions failed, by orchestrator.");
     describe_counter!("durable_instances_terminated_total", "Executions terminated, by orchestrator.");
     describe_counter!("durable_turns_total", "Orchestration turns committed.");
-    describe_counter!("durable_turns_discarded_total", "Turn results discarded because the instance changed underneath.");
+    describe_counter!(
+        "durable_turns_discarded_total",
+        "Turn results discarded because the instance changed underneath."
+    );
     describe_counter!("durable_replays_total", "Executions rebuilt by replaying their stored history.");
     describe_counter!("durable_execution_cache_hits_total", "Turns that found their execution in memory.");
     describe_counter!(
@@ -40,7 +46,11 @@ pub fn describe() {
         "durable_activity_retries_total",
         "Activity executions that ran the same task again (its earlier run's lease expired, its node died, or its result could not be recorded), by activity."
     );
-    describe_histogram!("durable_activity_duration_seconds", Unit::Seconds, "Activity execution time, by activity.");
+    describe_histogram!(
+        "durable_activity_duration_seconds",
+        Unit::Seconds,
+        "Activity execution time, by activity."
+    );
     describe_histogram!(
         "durable_timer_lateness_seconds",
         Unit::Seconds,
@@ -51,8 +61,14 @@ pub fn describe() {
         "durable_event_deliveries_total",
         "Raised events by path: `direct` (run in the turn that consumes them, one commit) or `queued` (through the inbox)."
     );
-    describe_counter!("durable_stalls_total", "Times this node left work to another because it lacks the function.");
-    describe_gauge!("durable_instances", "Instances per runtime status (read from the store at scrape time).");
+    describe_counter!(
+        "durable_stalls_total",
+        "Times this node left work to another because it lacks the function."
+    );
+    describe_gauge!(
+        "durable_instances",
+        "Instances per runtime status (read from the store at scrape time)."
+    );
     describe_gauge!(
         "durable_ready_instances",
         "Instances with work ready to run and no node working on them (read from the store at scrape time)."
@@ -159,7 +175,13 @@ impl Metrics {
 
     /// Counts what a committed turn of orchestrator `name` did: whether it started the
     /// execution, and the status it left (counted when it moved from unfinished to finished).
-    pub(crate) fn turn_committed(&self, name: &str, started: bool, before: RuntimeStatus, after: RuntimeStatus) {
+    pub(crate) fn turn_committed(
+        &self,
+        name: &str,
+        started: bool,
+        before: RuntimeStatus,
+        after: RuntimeStatus,
+    ) {
         self.turns.increment(1);
         if !started && (before == after || before.is_terminal()) {
             return;

@@ -3,8 +3,8 @@
 //! turn atomically.
 
 use crate::dispatch::Dispatcher;
-use crate::{Shared, UnknownFunctions};
 use crate::tracing_spans::ExecutionTrace;
+use crate::{Shared, UnknownFunctions};
 use durable_core::{Action, EventKind, Execution, HistoryEvent, TurnResult, codes};
 use durable_store::{
     CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,
@@ -155,7 +155,8 @@ async fn run_turn(
         if trace.is_none()
             && let Some(started) = observed.started.and_then(|i| events.get(i))
         {
-            trace = ExecutionTrace::start(&instance.instance_id, &instance.execution_id, started).map(Box::new);
+            trace =
+                ExecutionTrace::start(&instance.instance_id, &instance.execution_id, started).map(Box::new);
         }
         if let Some(t) = trace.as_deref_mut() {
             t.inbound(&events, now, &mut spans);
@@ -319,7 +320,8 @@ pub(crate) fn build_commit(
     }
     if let Some(next) = result.continue_as_new {
         let mut start = next.start;
-        if let (Some(trace), EventKind::ExecutionStarted { trace: next_trace, .. }) = (trace, &mut start.kind) {
+        if let (Some(trace), EventKind::ExecutionStarted { trace: next_trace, .. }) = (trace, &mut start.kind)
+        {
             *next_trace = Some(trace.next_execution_context());
         }
         commit.continue_as_new = Some(NewExecution {

@@ -35,7 +35,13 @@ pub trait SpanSink: Send + Sync + 'static {
 
     /// A live span around one activity execution, a child of `parent`; the runtime runs the
     /// activity inside it and ends it when the activity returns.
-    fn activity_span(&self, parent: &SpanRef, activity: &str, instance_id: &str, attempt: u32) -> tracing::Span;
+    fn activity_span(
+        &self,
+        parent: &SpanRef,
+        activity: &str,
+        instance_id: &str,
+        attempt: u32,
+    ) -> tracing::Span;
 
     /// Marks a live activity span as failed.
     fn activity_failed(&self, span: &tracing::Span, message: &str);
@@ -177,6 +183,9 @@ pub enum SpanKind {
     Timer,
 }
 
+/// Span or event attributes: (key, value).
+pub type Attributes = Vec<(&'static str, String)>;
+
 /// A span that ended, ready for export.
 #[derive(Clone, Debug)]
 pub struct FinishedSpan {
@@ -196,9 +205,9 @@ pub struct FinishedSpan {
     /// End.
     pub end: SystemTime,
     /// Attributes (bounded values: names, ids, statuses; never inputs or outputs).
-    pub attributes: Vec<(&'static str, String)>,
+    pub attributes: Attributes,
     /// Marks: (time, name, attributes).
-    pub events: Vec<(SystemTime, String, Vec<(&'static str, String)>)>,
+    pub events: Vec<(SystemTime, String, Attributes)>,
     /// The error message, when the work failed.
     pub error: Option<String>,
 }
@@ -246,12 +255,18 @@ impl ExecutionTrace {
 
     /// Rebuilds the state from a stored history (replay). Timers cancelled before are not
     /// recorded in history, so they look open; they are simply never emitted.
-    pub(crate) fn from_history(instance_id: &str, execution_id: &str, history: &[HistoryEvent]) -> Option<Self> {
+    pub(crate) fn from_history(
+        instance_id: &str,
+        execution_id: &str,
+        history: &[HistoryEvent],
+    ) -> Option<Self> {
         let started = history.iter().find(|e| matches!(e.kind, EventKind::ExecutionStarted { .. }))?;
         let mut trace = ExecutionTrace::start(instance_id, execution_id, started)?;
         for event in history {
             match &event.kind {
-                EventKind::TimerCreated { id, fire_at } => trace.timers.push((*id, event.timestamp, *fire_at)),
+                EventKind::TimerCreated { id, fire_at } => {
+                    trace.timers.push((*id, event.timestamp, *fire_at))
+                }
                 EventKind::TimerFired { timer_id, .. } => trace.timers.retain(|t| t.0 != *timer_id),
                 EventKind::EventRaised { name, .. } => trace.mark_event(event.timestamp, name),
                 _ => {}
@@ -361,14 +376,25 @@ impl ExecutionTrace {
     /// The spans of an execution that ended at `now` with `status` (and `error` when it
     /// failed): its timers still open (ended with it; the engine drops the cancellations of a
     /// finishing turn) and the orchestration span itself.
-    pub(crate) fn finish(&mut self, status: &str, error: Option<String>, now: Timestamp, out: &mut Vec<FinishedSpan>) {
+    pub(crate) fn finish(
+        &mut self,
+        status: &str,
+        error: Option<String>,
+        now: Timestamp,
+        out: &mut Vec<FinishedSpan>,
+    ) {
         for (id, created, due) in std::mem::take(&mut self.timers) {
             out.extend(self.timer_span(id, created, due, now, true));
         }
         out.extend(self.orchestration_span(status, error, now));
     }
 
-    fn orchestration_span(&self, status: &str, error: Option<String>, now: Timestamp) -> Option<FinishedSpan> {
+    fn orchestration_span(
+        &self,
+        status: &str,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Option<FinishedSpan> {
         if !self.sampled() {
             return None;
         }
@@ -470,8 +496,14 @@ mod tests {
         );
         let mut trace = ExecutionTrace::start("i", "e", &started).unwrap();
         let mut out = Vec::new();
-        trace.outbound(&[HistoryEvent::new(t(1), EventKind::TimerCreated { id: 1, fire_at: t(91) })], &[], t(1), &mut out);
-        let raised = HistoryEvent::new(t(5), EventKind::EventRaised { name: "E".into(), input: None, id: None });
+        trace.outbound(
+            &[HistoryEvent::new(t(1), EventKind::TimerCreated { id: 1, fire_at: t(91) })],
+            &[],
+            t(1),
+            &mut out,
+        );
+        let raised =
+            HistoryEvent::new(t(5), EventKind::EventRaised { name: "E".into(), input: None, id: None });
         trace.inbound(&[raised], t(6), &mut out);
         trace.outbound(&[], &[1], t(6), &mut out);
         assert_eq!(out.len(), 1);

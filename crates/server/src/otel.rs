@@ -64,7 +64,8 @@ impl Tracing {
         {
             return Ok(None);
         }
-        if var("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() && var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none() {
+        if var("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() && var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none()
+        {
             return Ok(None);
         }
         for name in ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
@@ -130,7 +131,8 @@ impl Tracing {
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
         use tracing_subscriber::Layer;
-        let targets = tracing_subscriber::filter::Targets::new().with_target(SPAN_TARGET, tracing::Level::INFO);
+        let targets =
+            tracing_subscriber::filter::Targets::new().with_target(SPAN_TARGET, tracing::Level::INFO);
         tracing_opentelemetry::layer().with_tracer(self.tracer.clone()).with_filter(targets)
     }
 
@@ -236,7 +238,13 @@ impl SpanSink for Sink {
         otel.end_with_timestamp(span.end);
     }
 
-    fn activity_span(&self, parent: &SpanRef, activity: &str, instance_id: &str, attempt: u32) -> tracing::Span {
+    fn activity_span(
+        &self,
+        parent: &SpanRef,
+        activity: &str,
+        instance_id: &str,
+        attempt: u32,
+    ) -> tracing::Span {
         let span = tracing::info_span!(
             target: SPAN_TARGET,
             "activity",
@@ -303,7 +311,10 @@ mod tests {
         assert_eq!(orchestration.span_context.trace_id(), TraceId::from_bytes(own.trace_id));
         assert_eq!(orchestration.span_context.span_id(), SpanId::from_bytes(own.span_id));
         assert_eq!(orchestration.parent_span_id, SpanId::from_hex("00f067aa0ba902b7").unwrap());
-        assert_eq!((orchestration.start_time, orchestration.end_time), (start, start + Duration::from_secs(90)));
+        assert_eq!(
+            (orchestration.start_time, orchestration.end_time),
+            (start, start + Duration::from_secs(90))
+        );
         assert_eq!(orchestration.events.len(), 1);
         assert_eq!(timer.parent_span_id, SpanId::from_bytes(own.span_id));
         assert_ne!(timer.span_context.span_id(), SpanId::from_bytes(own.span_id));
