@@ -140,6 +140,9 @@ pub struct ServeArgs {
     /// Build management URLs from X-Forwarded-Host/Proto (only behind a proxy that sets them).
     #[arg(long)]
     pub trust_forwarded_headers: bool,
+    /// Do not serve the web dashboard under / (the API and /healthz, /readyz stay).
+    #[arg(long)]
+    pub no_dashboard: bool,
     /// Task hub name used in management URLs [default: DurableHub].
     #[arg(long, env = "DURABLE_TASK_HUB")]
     pub task_hub: Option<String>,

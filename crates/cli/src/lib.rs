@@ -15,6 +15,7 @@ mod history;
 mod instances;
 mod list;
 mod local;
+mod outbox;
 mod output;
 mod remote;
 mod serve;

@@ -96,6 +96,9 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     if args.trust_forwarded_headers {
         server.http.trust_forwarded_headers = true;
     }
+    if args.no_dashboard {
+        server.dashboard = false;
+    }
     if let Some(hub) = &args.task_hub {
         server.http.task_hub = hub.clone();
     }
@@ -194,10 +197,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let allow_no_auth = settings.server.allow_no_auth;
     let store_description = durable_server::describe_store(&settings.server);
     // The port first: a clash must not leave a new data directory and keys behind.
+    let dashboard = settings.server.dashboard;
     let bound = Server::bind(settings.server).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let key = verification_key(&data_dir)?;
+    let mut outbox: Option<Arc<dyn durable_dashboard::Outbox>> = None;
     let sms: Arc<dyn SmsSender> = match settings.twilio {
         Some(config) => {
             Arc::new(TwilioSender::new(TwilioClient::new(config).context("invalid Twilio settings")?))
@@ -208,8 +213,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                  verification SMS go to the development outbox instead; see them with `durable outbox --data-dir {}`",
                 data_dir.display()
             );
+            outbox = Some(Arc::new(crate::outbox::OutboxReader::new(&data_dir)));
             Arc::new(DevOutbox::new(&data_dir))
         }
+    };
+    // The dashboard's try-it page runs the sample; it learns about it only from this.
+    let extras = durable_server::DashboardExtras {
+        try_it: Some(durable_dashboard::TryIt {
+            orchestrator: durable_phone_verification::ORCHESTRATOR.into(),
+            answer_event: durable_phone_verification::EVENT.into(),
+            code_digits: settings.verification.code_digits,
+            window: settings.verification.window,
+            outbox,
+        }),
+        event_names: vec![durable_phone_verification::EVENT.into()],
     };
     let sms_description = sms.describe();
     let registry = durable_phone_verification::register(
@@ -224,7 +241,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
         );
     }
-    let server = bound.start(registry).await?;
+    let server = bound.start_with(registry, extras).await?;
     tracing::info!(
         addr = %server.local_addr(),
         store = %store_description,
@@ -249,6 +266,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("local rpc listening on http://{addr}/durabletask/");
     }
     println!("listening on http://{}", server.local_addr());
+    if dashboard {
+        tracing::info!("dashboard: http://{}/ (sign in with the system key)", server.local_addr());
+    }
     server.run_until_signal().await;
     if let Some(tracing) = tracing {
         tracing.shutdown();

@@ -137,6 +137,10 @@ async fn metrics_count_what_ran_and_parse_as_prometheus_text() {
         assert!(m.find(gauge, &[]).is_some(), "{gauge} missing");
         assert_eq!(m.value(gauge, &[]), 0.0, "{gauge}");
     }
+    assert_eq!(m.value("durable_instances", &[("status", "Completed")]), 2.0);
+    assert_eq!(m.value("durable_instances", &[("status", "Terminated")]), 1.0);
+    assert_eq!(m.value("durable_instances", &[("status", "Running")]), 0.0);
+    assert!(m.find("durable_instances", &[("status", "Suspended")]).is_some());
     // Bounded labels only: no instance id, no phone number, no key, anywhere in the output.
     for (id, to) in &ids {
         assert!(!text.contains(id.as_str()), "an instance id is in /metrics");

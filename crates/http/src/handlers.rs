@@ -235,6 +235,8 @@ pub(crate) async fn list(State(state): State<HttpState>, params: Params, headers
         page_size,
         continuation,
         include_input: show_input,
+        // Durable Functions lists oldest first.
+        newest_first: false,
     };
     let page = state.client.list(&query).await?;
     let items = page.instances.into_iter().map(|i| StatusPayload::new(i, show_input, None)).collect();

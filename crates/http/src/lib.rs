@@ -44,6 +44,8 @@
 //! [`ApiError::exception_type`]); never a stack trace. Every response carries
 //! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!
+//! [`health_router`] serves `GET /healthz` and `GET /readyz` for load balancers (no key).
+//!
 //! Every route requires a system key (`code=` query parameter or `x-functions-key` header)
 //! unless [`HttpOptions::system_keys`] is empty. Logs carry method, path, status and latency
 //! only: never query strings or keys. Bodies over [`HttpOptions::max_body_bytes`] get 413,
@@ -69,6 +71,7 @@
 mod error;
 mod extract;
 mod handlers;
+mod health;
 pub mod metrics;
 mod middleware;
 mod options;
@@ -80,6 +83,7 @@ mod urls;
 
 pub use error::ApiError;
 pub use handlers::CONTINUATION_HEADER;
+pub use health::{READY_TIMEOUT, health_router};
 pub use middleware::KEY_HEADER;
 pub use options::HttpOptions;
 pub use serve::{ServeOptions, serve, serve_with};

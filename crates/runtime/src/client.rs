@@ -1,5 +1,7 @@
 //! [`Client`]: start and manage orchestration instances (the API the HTTP layer serves).
 
+mod inspect;
+
 use crate::Shared;
 use crate::orchestrations::new_execution_id;
 use crate::tracing_spans::SpanRef;

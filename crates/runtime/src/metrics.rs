@@ -213,6 +213,14 @@ pub async fn refresh_store_gauges(store: &dyn Store) {
         }
         Err(e) => tracing::debug!(error = %e, "the store did not report its backlog"),
     }
+    match store.count_instances().await {
+        Ok(counts) => {
+            for status in RuntimeStatus::ALL {
+                gauge_set(gauge!("durable_instances", "status" => status.as_str()), counts.get(status));
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "the store did not count its instances"),
+    }
 }
 
 fn gauge_set(g: Gauge, value: u64) {

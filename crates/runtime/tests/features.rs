@@ -312,6 +312,33 @@ async fn an_awaited_event_is_delivered_in_one_commit_and_an_early_one_is_queued(
     assert_eq!(output::<(u32, u32)>(&state), (1, 2));
 }
 
+/// `awaited_events` tells which of the given event names a cached execution waits for, and
+/// stops naming one once it has arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaited_events_follow_the_orchestrators_waits() {
+    async fn orch(ctx: OrchestrationContext, _: ()) -> Result<u32, Error> {
+        let first: u32 = ctx.wait_for_external_event("First").await?;
+        let second: u32 = ctx.wait_for_external_event("Second").await?;
+        Ok(first + second)
+    }
+    let node = TestNode::start(Registry::new().orchestrator("Waits", orch));
+    let client = node.client();
+    assert_eq!(client.awaited_events("nobody", &["First"]), None, "unknown instances are not cached");
+    let id = client.start("Waits", &()).await.unwrap();
+    let candidates = ["Second", "first", "Other"];
+    eventually("the orchestrator to wait for First", || async {
+        client.awaited_events(&id, &candidates) == Some(vec!["first".to_owned()])
+    })
+    .await;
+    client.raise_event(&id, "First", &1).await.unwrap();
+    eventually("the orchestrator to wait for Second", || async {
+        client.awaited_events(&id, &candidates) == Some(vec!["Second".to_owned()])
+    })
+    .await;
+    client.raise_event(&id, "Second", &2).await.unwrap();
+    assert_eq!(output::<u32>(&node.finish(&id).await), 3);
+}
+
 /// Rewind of a failed instance: the failed activity runs again, what succeeded does not, a
 /// failed sub-orchestration is rewound with its parent, and the instances complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,6 +122,19 @@ pub struct ServerOptions {
     pub runtime: RuntimeOptions,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: MetricsOptions,
+    /// Serve the web dashboard under `/` (default true; `dashboard = false` turns it off).
+    /// `/healthz` and `/readyz` are served either way.
+    pub dashboard: bool,
+}
+
+/// What the dashboard gets from the code that starts the server (it cannot come from a
+/// config file): the try-it page of a sample, and event names worth offering.
+#[derive(Clone, Default)]
+pub struct DashboardExtras {
+    /// The try-it page of the phone-verification sample.
+    pub try_it: Option<durable_dashboard::TryIt>,
+    /// Event names offered in the raise-event form.
+    pub event_names: Vec<String>,
 }
 
 /// `[server.metrics]`: the Prometheus endpoint.
@@ -179,6 +192,7 @@ impl Default for ServerOptions {
             local_rpc_port: None,
             runtime: RuntimeOptions::default(),
             metrics: MetricsOptions::default(),
+            dashboard: true,
         }
     }
 }
@@ -277,6 +291,12 @@ impl BoundServer {
     /// Creates the data directory, opens the store, starts the runtime and serves HTTP on the
     /// bound ports.
     pub async fn start(self, registry: Registry) -> Result<Server, Error> {
+        self.start_with(registry, DashboardExtras::default()).await
+    }
+
+    /// [`start`](Self::start), with what the dashboard needs to know about the registered
+    /// orchestrators.
+    pub async fn start_with(self, registry: Registry, extras: DashboardExtras) -> Result<Server, Error> {
         let BoundServer { listener, local_addr, local_rpc, mut options } = self;
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
@@ -300,8 +320,11 @@ impl BoundServer {
         }
         let stop_http = CancellationToken::new();
         let stopped = || stop_http.clone().cancelled_owned();
-        let mut http =
-            vec![spawn_http(durable_http::serve(listener, durable_http::router(state.clone()), stopped()))];
+        let mut http = vec![spawn_http(durable_http::serve(
+            listener,
+            app(&options, &runtime, state.clone(), extras),
+            stopped(),
+        ))];
         let local_rpc_addr = local_rpc.map(|(listener, bound)| {
             let router = durable_http::local_rpc_router(state);
             http.push(spawn_http(durable_http::serve(listener, router, stopped())));
@@ -382,6 +405,32 @@ impl Server {
         tracing::info!("shutting down");
         self.shutdown().await;
     }
+}
+
+/// One router for the port: the Durable Functions API, the health checks and (unless turned
+/// off) the dashboard. Their paths are disjoint and `merge` panics on an overlap, so the API
+/// keeps every route it had; unknown paths still get the API's JSON 404.
+fn app(
+    options: &ServerOptions,
+    runtime: &Runtime,
+    state: HttpState,
+    extras: DashboardExtras,
+) -> axum::Router {
+    let mut router = durable_http::router(state).merge(durable_http::health_router(runtime.store().clone()));
+    if options.dashboard {
+        let dashboard = durable_dashboard::DashboardOptions {
+            system_keys: options.http.system_keys.clone(),
+            trust_forwarded_headers: options.http.trust_forwarded_headers,
+            max_body_bytes: options.http.max_body_bytes,
+            event_names: extras.event_names,
+            try_it: extras.try_it,
+            ..Default::default()
+        };
+        let dashboard =
+            durable_dashboard::Dashboard::new(runtime.client(), runtime.store().clone(), dashboard);
+        router = router.merge(durable_dashboard::router(dashboard));
+    }
+    router
 }
 
 /// Runs one listener's serve loop in the background.

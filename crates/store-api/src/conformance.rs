@@ -22,19 +22,21 @@
 mod activities;
 mod client;
 mod concurrent;
+mod introspection;
 mod rewind;
 mod turns;
 
 pub use activities::*;
 pub use client::*;
 pub use concurrent::*;
+pub use introspection::*;
 pub use rewind::*;
 pub use turns::*;
 
 use crate::{
     ActivityLease, ActivityOutcome, ActivityWorkItem, CreateInstance, InstancePage, InstanceQuery,
-    InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, Store, StoreMetrics,
-    TurnCommit,
+    InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, StatusCounts, Store,
+    StoreMetrics, TurnCommit,
 };
 use async_trait::async_trait;
 use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus, Timestamp};
@@ -89,6 +91,9 @@ macro_rules! conformance_tests {
             concurrent_creates_and_messages_each_get_their_own_answer,
             concurrent_commits_each_get_their_own_answer,
             concurrent_completions_each_get_their_own_answer,
+            query_newest_first_pages_to_the_oldest,
+            count_instances_follows_every_status_change,
+            check_ready_until_closed,
         );
     };
     (@each $factory:expr; $($name:ident),* $(,)?) => {
@@ -164,6 +169,9 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
     async fn query_instances(&self, query: &InstanceQuery) -> Result<InstancePage> {
         self.store.query_instances(query).await
     }
+    async fn count_instances(&self) -> Result<StatusCounts> {
+        self.store.count_instances().await
+    }
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
         self.store.purge_instance(instance_id).await
     }
@@ -230,6 +238,10 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
     }
     async fn backlog(&self) -> Result<crate::Backlog> {
         self.store.backlog().await
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.store.check_ready().await
     }
     fn metrics(&self) -> StoreMetrics {
         self.store.metrics()

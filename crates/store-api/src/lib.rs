@@ -113,8 +113,14 @@ pub trait Store: Send + Sync + 'static {
     /// instance does not exist.
     async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>>;
 
-    /// Instances matching `query`, ordered by (created time, instance id), one page at a time.
+    /// Instances matching `query`, ordered by (created time, instance id) (descending when
+    /// [`InstanceQuery::newest_first`]), one page at a time. Stores answer every filter from an
+    /// index, so a page costs about the same with a million instances as with ten.
     async fn query_instances(&self, query: &InstanceQuery) -> Result<InstancePage>;
+
+    /// How many instances have each status, without reading the instances (stores keep the
+    /// counts up to date in the transactions that change statuses, or count from an index).
+    async fn count_instances(&self) -> Result<StatusCounts>;
 
     /// Deletes the instance (status, history, queues, activities) and, recursively, the
     /// sub-orchestrations it started, whatever their status. Returns how many instances were
@@ -233,6 +239,14 @@ pub trait Store: Send + Sync + 'static {
     /// parked work. The default reports that the store cannot tell.
     async fn backlog(&self) -> Result<Backlog> {
         Err(Error::Unavailable("this store does not report its backlog".into()))
+    }
+
+    /// Checks that the store can serve requests now: its database answers and its background
+    /// machinery runs (SQLite: the writer thread; PostgreSQL: the pool and the notification
+    /// listener). `Ok` means ready; the error says what is not, for logs (never for clients).
+    /// The default answers `Ok` (a store without background machinery or connections).
+    async fn check_ready(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Counters describing the store's work so far (for benchmarks and metrics).

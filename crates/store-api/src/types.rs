@@ -343,6 +343,66 @@ pub struct InstanceQuery {
     pub continuation: Option<String>,
     /// Include inputs (false leaves `input` empty, which is cheaper).
     pub include_input: bool,
+    /// Order by (created time, instance id) descending: newest first (the dashboard's order).
+    /// A continuation token is only valid for the order that produced it.
+    pub newest_first: bool,
+}
+
+impl InstanceQuery {
+    /// The id-prefix filter as a half-open range `[prefix, upper)` of byte-ordered strings, so
+    /// stores can answer it from the primary key instead of testing every row. `upper` is the
+    /// smallest string greater than every string that starts with `prefix` (`None`: no bound,
+    /// when the prefix is all U+10FFFF). `None` overall when there is no prefix filter.
+    pub fn id_prefix_range(&self) -> Option<(&str, Option<String>)> {
+        let prefix = self.instance_id_prefix.as_deref().filter(|p| !p.is_empty())?;
+        Some((prefix, prefix_upper_bound(prefix)))
+    }
+}
+
+/// The smallest string greater (in byte order, which for UTF-8 is code point order) than every
+/// string starting with `prefix`: the prefix up to its last character that has a successor,
+/// with that character replaced by its successor.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=0x10FFFF).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// How many instances have each status ([`Store::count_instances`](crate::Store::count_instances)).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusCounts {
+    /// One entry per status that has instances, in [`RuntimeStatus::ALL`] order.
+    pub counts: Vec<(RuntimeStatus, u64)>,
+}
+
+impl StatusCounts {
+    /// The count of `status` (0 when absent).
+    pub fn get(&self, status: RuntimeStatus) -> u64 {
+        self.counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n)
+    }
+
+    /// All instances.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Builds the counts from (status, count) pairs in any order, dropping zeros.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (RuntimeStatus, u64)>) -> Self {
+        let mut all = [0u64; RuntimeStatus::ALL.len()];
+        for (status, n) in pairs {
+            if let Some(i) = RuntimeStatus::ALL.iter().position(|s| *s == status) {
+                all[i] += n;
+            }
+        }
+        let counts = RuntimeStatus::ALL.into_iter().zip(all).filter(|(_, n)| *n > 0).collect::<Vec<_>>();
+        StatusCounts { counts }
+    }
 }
 
 /// One page of instances.
@@ -446,5 +506,41 @@ mod tests {
         assert!(Cursor::decode("zz").is_err());
         assert!(Cursor::decode("abc").is_err());
         assert!(Cursor::decode("7b7d").is_err());
+    }
+
+    #[test]
+    fn prefix_ranges_cover_exactly_the_strings_with_the_prefix() {
+        let range = |p: &str| {
+            let q = InstanceQuery { instance_id_prefix: Some(p.into()), ..Default::default() };
+            q.id_prefix_range().map(|(lo, hi)| (lo.to_owned(), hi))
+        };
+        assert_eq!(range("ab"), Some(("ab".into(), Some("ac".into()))));
+        assert_eq!(range("a\u{10FFFF}"), Some(("a\u{10FFFF}".into(), Some("b".into()))));
+        assert_eq!(range("\u{10FFFF}"), Some(("\u{10FFFF}".into(), None)));
+        // The successor of U+D7FF skips the surrogates.
+        assert_eq!(range("\u{D7FF}"), Some(("\u{D7FF}".into(), Some("\u{E000}".into()))));
+        assert_eq!(range(""), None);
+        let (lo, hi) = range("q-a").unwrap();
+        let hi = hi.unwrap();
+        for inside in ["q-a", "q-a-1", "q-a\u{10FFFF}\u{10FFFF}"] {
+            assert!(inside >= lo.as_str() && inside < hi.as_str(), "{inside}");
+        }
+        for outside in ["q-", "q-b", "q-`"] {
+            assert!(!(outside >= lo.as_str() && outside < hi.as_str()), "{outside}");
+        }
+    }
+
+    #[test]
+    fn status_counts_sum_and_order() {
+        let c = StatusCounts::from_pairs([
+            (RuntimeStatus::Completed, 3),
+            (RuntimeStatus::Pending, 1),
+            (RuntimeStatus::Completed, 2),
+            (RuntimeStatus::Failed, 0),
+        ]);
+        assert_eq!(c.counts, [(RuntimeStatus::Pending, 1), (RuntimeStatus::Completed, 5)]);
+        assert_eq!(c.get(RuntimeStatus::Completed), 5);
+        assert_eq!(c.get(RuntimeStatus::Failed), 0);
+        assert_eq!(c.total(), 6);
     }
 }

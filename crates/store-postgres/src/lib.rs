@@ -333,6 +333,11 @@ impl PostgresStore {
         {
             let mut client = pool.get().await.map_err(unavailable)?;
             schema::migrate(&mut client, &options.schema).await?;
+            // Keeps the per-session status counters few: those of ended sessions are folded.
+            let fold = Sql::new(&options.schema).fold_instance_counts;
+            if let Err(e) = client.batch_execute(&fold).await {
+                tracing::warn!(error = %e, "folding the instance counters failed; counts stay exact");
+            }
         }
 
         let signals = Arc::new(Signals::default());
@@ -559,6 +564,11 @@ impl Store for PostgresStore {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
         let rows = self.query(&text, &params).await?;
         read::page_from_rows(&rows, page_size)
+    }
+
+    async fn count_instances(&self) -> Result<durable_store::StatusCounts> {
+        let rows = self.query(&self.inner.sql.count_instances, &[]).await?;
+        read::counts_from_rows(&rows)
     }
 
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
@@ -795,6 +805,15 @@ impl Store for PostgresStore {
         let row = self.query_one(&self.inner.sql.backlog, &[&self.now()]).await?;
         let count = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
         Ok(Backlog { ready_instances: count(0), due_timers: count(1), ready_activities: count(2) })
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.check_open()?;
+        if !self.is_listening() {
+            return Err(Error::Unavailable("the PostgreSQL listener connection is down".into()));
+        }
+        // A pooled connection answering shows the pool can reach the server.
+        self.query_one("SELECT 1", &[]).await.map(drop)
     }
 
     fn metrics(&self) -> StoreMetrics {

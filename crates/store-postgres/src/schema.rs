@@ -9,12 +9,16 @@ use crate::codec::pg;
 use durable_store::{Error, Result};
 
 /// The schema version this build writes. Bump it when adding a migration.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`; `__SCHEMA__` is replaced by the
 /// quoted schema name.
-const MIGRATIONS: &[&str] =
-    &[include_str!("sql/v1.sql"), include_str!("sql/v2.sql"), include_str!("sql/v3.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("sql/v1.sql"),
+    include_str!("sql/v2.sql"),
+    include_str!("sql/v3.sql"),
+    include_str!("sql/v4.sql"),
+];
 
 /// First key of the migration advisory lock ("dura"); the second is the schema name's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6475_7261;
@@ -114,6 +118,8 @@ pub(crate) struct Sql {
     /// input column (see `read::instance_from_row`).
     pub instance_columns: &'static str,
     pub instances_table: String,
+    pub count_instances: String,
+    pub fold_instance_counts: String,
 }
 
 impl Sql {
@@ -229,6 +235,10 @@ impl Sql {
             ),
             instance_columns: INSTANCE_COLUMNS,
             instances_table: format!("{s}.instances"),
+            count_instances: format!(
+                "SELECT status, sum(n)::bigint FROM {s}.instance_counts GROUP BY status HAVING sum(n) <> 0"
+            ),
+            fold_instance_counts: format!("SELECT {s}.fold_instance_counts()"),
         }
     }
 }

@@ -71,6 +71,12 @@ async fn a_version_1_schema_is_upgraded() {
              ALTER TABLE {q}.instances DROP COLUMN stall_reason, DROP COLUMN stall_since; \
              DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
              DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
+             DROP INDEX {q}.instances_status; DROP INDEX {q}.instances_name; \
+             DROP TRIGGER instances_count_insert ON {q}.instances; \
+             DROP TRIGGER instances_count_delete ON {q}.instances; \
+             DROP TRIGGER instances_count_update ON {q}.instances; \
+             DROP FUNCTION {q}.count_status_change; DROP FUNCTION {q}.fold_instance_counts; \
+             DROP TABLE {q}.instance_counts; \
              DELETE FROM {q}.schema_version WHERE version > 1"
         ))
         .await
@@ -82,6 +88,7 @@ async fn a_version_1_schema_is_upgraded() {
     let item = fetch_for(&store, "old", LONG).await;
     store.commit_turn(turn_of(&item)).await.unwrap();
     assert!(store.get_instance("new").await.unwrap().is_some());
+    assert_eq!(store.count_instances().await.unwrap().total(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -358,6 +358,11 @@ impl Store for SqliteStore {
         self.inner.reads.run(move |c| read::query(c, &query)).await
     }
 
+    async fn count_instances(&self) -> Result<durable_store::StatusCounts> {
+        self.check_open()?;
+        self.inner.reads.run(read::counts).await
+    }
+
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
         let id = instance_id.to_owned();
         self.write(|tx| Command::Purge(id, tx)).await
@@ -608,6 +613,16 @@ impl Store for SqliteStore {
         let mut dispatch = shared.dispatch.lock();
         let (ready_instances, due_timers) = dispatch.orch.backlog(now);
         Ok(Backlog { ready_instances, ready_activities: dispatch.act.ready_count(now), due_timers })
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.check_open()?;
+        let writer_alive = self.inner.writer.lock().as_ref().is_some_and(|w| !w.is_finished());
+        if !writer_alive {
+            return Err(Error::Unavailable("the SQLite writer thread has stopped".into()));
+        }
+        // A reader answering shows the file is readable and the reader threads run.
+        self.inner.reads.run(read::ping).await
     }
 
     fn metrics(&self) -> StoreMetrics {

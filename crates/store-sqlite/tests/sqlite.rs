@@ -96,6 +96,48 @@ async fn a_newer_schema_is_refused() {
     }
 }
 
+/// A version 2 database (before the status counts and the list indexes) is migrated at open:
+/// the counts start from the instances already there, and lists use the new indexes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_from_version_2_counts_the_existing_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    {
+        let store = open(&path).unwrap();
+        for id in ["u1", "u2", "u3"] {
+            store.create_instance(create_request(id, "Orch")).await.unwrap();
+        }
+        run_turn(&store, "u1", |c| c.status = RuntimeStatus::Completed).await;
+        store.close().await.unwrap();
+    }
+    // Back to version 2, as a database written by an older build would be.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER instance_counts_insert; DROP TRIGGER instance_counts_delete;
+         DROP TRIGGER instance_counts_update; DROP TABLE instance_counts;
+         DROP INDEX instances_by_status; DROP INDEX instances_by_name; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = open(&path).unwrap();
+    let counts = store.count_instances().await.unwrap();
+    assert_eq!((counts.get(RuntimeStatus::Pending), counts.get(RuntimeStatus::Completed)), (2, 1));
+    store.create_instance(create_request("u4", "Orch")).await.unwrap();
+    assert_eq!(store.count_instances().await.unwrap().get(RuntimeStatus::Pending), 3);
+    store.close().await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT instance_id FROM instances WHERE status = 2 \
+             ORDER BY created_at DESC, instance_id DESC LIMIT 10",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("instances_by_status"), "{plan}");
+}
+
 /// Many concurrent commits share few transactions (one fsync each), and a failing command in a
 /// batch does not undo the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,9 @@ impl Store for LandedButFailed {
     async fn query_instances(&self, query: &InstanceQuery) -> Result<InstancePage> {
         self.inner.query_instances(query).await
     }
+    async fn count_instances(&self) -> Result<durable_store::StatusCounts> {
+        self.inner.count_instances().await
+    }
     async fn purge_instance(&self, instance_id: &str) -> Result<u64> {
         self.inner.purge_instance(instance_id).await
     }
