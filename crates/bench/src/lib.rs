@@ -26,6 +26,8 @@
 
 mod measure;
 mod node;
+mod observe;
+pub mod otlp_sink;
 mod report;
 mod scenarios;
 mod sender;
@@ -128,6 +130,15 @@ pub struct BenchArgs {
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
     pub keep: bool,
+    /// Record Prometheus metrics as `durable serve` does (the recorder installed, every metric
+    /// counted); the summary says how many series were rendered at the end. [default: off]
+    #[arg(long)]
+    pub metrics: bool,
+    /// Trace every orchestration over OTLP as `durable serve` does with
+    /// OTEL_EXPORTER_OTLP_ENDPOINT set: to that endpoint when it is set, else to an in-process
+    /// OTLP/HTTP receiver on 127.0.0.1 that decodes and counts the spans. [default: off]
+    #[arg(long)]
+    pub tracing: bool,
 }
 
 impl BenchArgs {
@@ -149,6 +160,8 @@ impl BenchArgs {
             max_concurrent_turns: None,
             spread: None,
             keep: false,
+            metrics: false,
+            tracing: false,
         }
     }
 }

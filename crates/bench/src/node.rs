@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub nodes: usize,
     /// `RuntimeOptions::max_concurrent_turns` of every node (`None`: the default).
     pub max_concurrent_turns: Option<usize>,
+    /// `--metrics`: the in-process server serves and records metrics (it does by default).
+    pub metrics: bool,
 }
 
 impl NodeConfig {
@@ -68,6 +70,7 @@ impl NodeConfig {
             verification_key: VerificationKey::generate().context("cannot generate a verification key")?,
             nodes: 1,
             max_concurrent_turns: None,
+            metrics: false,
         })
     }
 
@@ -187,6 +190,7 @@ impl Node {
                     runtime: config.runtime_options(),
                     ..ServerOptions::default()
                 };
+                options.metrics.enabled = config.metrics;
                 options.http.system_keys = vec![config.system_key.clone()];
                 let server = Server::start(options, registry).await.context("cannot start the server")?;
                 let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;

@@ -83,13 +83,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             .map_or_else(|_| String::new(), |t| t.to_string()),
         args,
     };
-    let result = match ctx.args.scenario {
+    let observe = crate::observe::Observe::start(ctx.args.metrics, ctx.args.tracing).await?;
+    let mut result = match ctx.args.scenario {
         Scenario::Verify => verify(&ctx).await,
         Scenario::Timeout => timeout(&ctx).await,
         Scenario::Park => park(&ctx).await,
         Scenario::Latency => latency(&ctx).await,
         Scenario::Fsync => fsync(&ctx).await,
     };
+    let observed = observe.finish().await;
+    if let Ok(report) = &mut result {
+        report.extra.extend(observed);
+    }
     if keep {
         if let Some(temp) = temp {
             eprintln!("kept the data directory {}", temp.keep().display());
@@ -127,6 +132,7 @@ impl Ctx {
         )?;
         config.nodes = self.args.nodes.max(1);
         config.max_concurrent_turns = self.args.max_concurrent_turns;
+        config.metrics = self.args.metrics;
         Ok(config)
     }
 

@@ -167,6 +167,24 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "DURABLE_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// Do not record metrics nor serve GET /metrics. [default: served]
+    #[arg(long)]
+    pub no_metrics: bool,
+    /// Whether GET /metrics needs the system key: `auto` (not when listening on loopback),
+    /// `none`, `key`. [default: auto]
+    #[arg(long, value_enum, env = "DURABLE_METRICS_AUTH")]
+    pub metrics_auth: Option<MetricsAuthArg>,
+}
+
+/// `--metrics-auth`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MetricsAuthArg {
+    /// The key only when the server listens on a non-loopback address.
+    Auto,
+    /// Never the key.
+    None,
+    /// Always the key.
+    Key,
 }
 
 /// `--local-rpc-port`: a port, or `127.0.0.1:PORT` / `localhost:PORT` for those who spell the

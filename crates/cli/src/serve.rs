@@ -1,9 +1,10 @@
 //! `durable serve`: configuration assembly and the node's lifetime.
 
-use crate::args::{DurabilityArg, LogFormat, ServeArgs};
+use crate::args::{DurabilityArg, LogFormat, MetricsAuthArg, ServeArgs};
 use anyhow::{Context, Result, bail};
 use durable_phone_verification::{DevOutbox, SmsSender, TwilioSender, VerificationKey, VerificationOptions};
-use durable_server::{Durability, Server, ServerOptions};
+use durable_server::otel::Tracing;
+use durable_server::{Durability, MetricsAuth, Server, ServerOptions};
 use durable_twilio::{TwilioClient, TwilioConfig};
 use serde::Deserialize;
 use std::path::Path;
@@ -82,6 +83,16 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     if let Some(port) = args.local_rpc_port {
         server.local_rpc_port = Some(port);
     }
+    if args.no_metrics {
+        server.metrics.enabled = false;
+    }
+    if let Some(auth) = args.metrics_auth {
+        server.metrics.auth = match auth {
+            MetricsAuthArg::Auto => MetricsAuth::Auto,
+            MetricsAuthArg::None => MetricsAuth::None,
+            MetricsAuthArg::Key => MetricsAuth::Key,
+        };
+    }
     if args.trust_forwarded_headers {
         server.http.trust_forwarded_headers = true;
     }
@@ -155,20 +166,32 @@ fn verification_key(data_dir: &Path) -> Result<VerificationKey> {
     }
 }
 
-pub fn init_logging(format: LogFormat) {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), and, when `tracing` is given, its
+/// span exporter beside them (each with its own filter, so `RUST_LOG` never silences spans).
+pub fn init_logging(format: LogFormat, tracing: Option<&Tracing>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().boxed(),
+    };
+    tracing_subscriber::registry().with(logs.with_filter(filter)).with(tracing.map(Tracing::layer)).init();
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    init_logging(args.log_format);
+    let tracing = Tracing::from_env()?;
+    init_logging(args.log_format, tracing.as_ref());
+    if let Some(tracing) = &tracing {
+        tracing.install();
+        tracing::info!(
+            "OpenTelemetry tracing is on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT"
+        );
+    }
     let settings = settings(&args)?;
     let data_dir = settings.server.data_dir.clone();
     let allow_no_auth = settings.server.allow_no_auth;
@@ -247,6 +270,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         tracing::info!("dashboard: http://{}/ (sign in with the system key)", server.local_addr());
     }
     server.run_until_signal().await;
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -68,6 +68,7 @@ fn started() -> HistoryEvent {
             name: ORCHESTRATOR.into(),
             input: Some(Payload::from_value("+14255550100").unwrap()),
             parent: None,
+            trace: None,
         },
     )
 }

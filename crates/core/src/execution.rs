@@ -415,7 +415,7 @@ impl Execution {
     /// Applies an accepted inbound event to the replay state.
     fn apply(&mut self, event: &HistoryEvent, resolver: &dyn OrchestratorResolver) {
         match &event.kind {
-            EventKind::ExecutionStarted { name, input, parent } => {
+            EventKind::ExecutionStarted { name, input, parent, .. } => {
                 // The orchestrator's clock is the turn's time, not the time the start was
                 // requested.
                 let now = self.last_ts.unwrap_or(event.timestamp);
@@ -572,6 +572,8 @@ impl Execution {
                                 name: self.ctx.as_ref().map(|c| c.name().to_owned()).unwrap_or_default(),
                                 input: next.input.clone(),
                                 parent: self.parent.clone(),
+                                // The runtime carries the trace on (it owns trace identity).
+                                trace: None,
                             },
                         );
                         result.continue_as_new =

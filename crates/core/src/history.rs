@@ -50,6 +50,10 @@ pub enum EventKind {
         /// The orchestration that started this one as a sub-orchestration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         parent: Option<ParentInstance>,
+        /// The distributed trace the execution belongs to, when tracing was on where it
+        /// started. Kept in history so its span keeps its identity across restarts and nodes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<TraceContext>,
     },
     /// The execution ended (Completed, Failed or ContinuedAsNew).
     ExecutionCompleted {
@@ -225,6 +229,21 @@ pub struct ParentInstance {
     pub task_id: TaskId,
 }
 
+/// The W3C trace context of an execution (distributed tracing). The engine only stores it; the
+/// runtime gives it meaning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// W3C `traceparent` naming the execution's own span: `00-{trace id}-{span id}-{flags}`.
+    pub traceparent: String,
+    /// The id of the span it is a child of (the caller's, or the parent orchestration's), as 16
+    /// hex digits; `None` for the root of a trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span_id: Option<String>,
+    /// W3C `tracestate` handed on from the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
+}
+
 /// Why an activity, sub-orchestration or orchestration failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureDetails {
@@ -380,6 +399,27 @@ mod tests {
         assert!(RuntimeStatus::Terminated.is_terminal());
         assert!(!RuntimeStatus::Suspended.is_terminal());
         assert!(!RuntimeStatus::ContinuedAsNew.is_terminal());
+    }
+
+    #[test]
+    fn execution_started_without_a_trace_context_still_loads() {
+        let old = r#"{"ts":1767323045000000,"e":{"ExecutionStarted":{"name":"A"}}}"#;
+        let e: HistoryEvent = serde_json::from_str(old).unwrap();
+        assert!(matches!(e.kind, EventKind::ExecutionStarted { trace: None, .. }));
+        assert_eq!(serde_json::to_string(&e).unwrap(), old, "no trace, nothing written");
+        let traced = EventKind::ExecutionStarted {
+            name: "A".into(),
+            input: None,
+            parent: None,
+            trace: Some(TraceContext {
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+                parent_span_id: Some("00f067aa0ba902b7".into()),
+                tracestate: None,
+            }),
+        };
+        let e = HistoryEvent::new(e.timestamp, traced);
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<HistoryEvent>(&s).unwrap(), e);
     }
 
     #[test]

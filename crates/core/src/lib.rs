@@ -47,7 +47,7 @@ pub use execution::{
     OrchestratorResolver, TurnResult, orchestrator_fn,
 };
 pub use history::{
-    EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId, event_key,
+    EventKind, FailureDetails, HistoryEvent, ParentInstance, RuntimeStatus, TaskId, TraceContext, event_key,
 };
 pub use jiff::Timestamp;
 pub use payload::Payload;

@@ -188,7 +188,7 @@ fn json<T: Serialize>(v: T) -> Option<Payload> {
 }
 
 fn start(name: &str, input: Option<Payload>) -> HistoryEvent {
-    ev(0, EventKind::ExecutionStarted { name: name.into(), input, parent: None })
+    ev(0, EventKind::ExecutionStarted { name: name.into(), input, parent: None, trace: None })
 }
 
 fn done(secs: i64, task_id: u32, v: impl Serialize) -> HistoryEvent {

@@ -70,6 +70,7 @@ fn started(name: &str, input: impl serde::Serialize) -> HistoryEvent {
             name: name.into(),
             input: Some(Payload::from_value(&input).unwrap()),
             parent: None,
+            trace: None,
         },
     )
 }
@@ -481,7 +482,12 @@ fn continue_as_new_restarts_with_a_new_input_and_can_carry_events() {
     assert_eq!(next.input, Some(Payload::from_value(&2).unwrap()));
     assert_eq!(
         next.start.kind,
-        EventKind::ExecutionStarted { name: "c".into(), input: next.input.clone(), parent: None }
+        EventKind::ExecutionStarted {
+            name: "c".into(),
+            input: next.input.clone(),
+            parent: None,
+            trace: None
+        }
     );
     assert_eq!(next.carried_events.len(), 1);
     assert!(matches!(&next.carried_events[0].kind, EventKind::EventRaised { name, .. } if name == "Other"));
@@ -552,6 +558,7 @@ fn a_sub_orchestration_reports_to_its_parent() {
             name: "child".into(),
             input: Some(Payload::from_value(&21).unwrap()),
             parent: Some(parent.clone()),
+            trace: None,
         },
     );
     let (r, _) = drive(&reg, vec![(0, vec![start])]);

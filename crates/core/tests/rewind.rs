@@ -14,7 +14,7 @@ fn ev(secs: i64, kind: EventKind) -> HistoryEvent {
 }
 
 fn started(name: &str) -> HistoryEvent {
-    ev(0, EventKind::ExecutionStarted { name: name.into(), input: None, parent: None })
+    ev(0, EventKind::ExecutionStarted { name: name.into(), input: None, parent: None, trace: None })
 }
 
 fn completed(secs: i64, task_id: u32, value: impl serde::Serialize) -> HistoryEvent {

@@ -157,6 +157,7 @@ async fn populate(store: &Arc<dyn Store>, from: usize, to: usize) -> Result<(), 
                         input: Some(durable_core::Payload::from_json("\"+14255550123\"").unwrap()),
                         parent: None,
                         created_at: at(i as i64),
+                        trace: None,
                     })
                     .await
             }

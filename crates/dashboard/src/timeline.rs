@@ -361,7 +361,10 @@ mod tests {
     fn bars_span_from_scheduling_to_completion_and_events_are_marks() {
         let history = vec![
             ev(0, EventKind::OrchestratorStarted),
-            ev(0, EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None }),
+            ev(
+                0,
+                EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None },
+            ),
             ev(0, EventKind::TaskScheduled { id: 0, name: "Send".into(), input: None }),
             ev(0, EventKind::TimerCreated { id: 1, fire_at: at(90_000) }),
             ev(
@@ -417,7 +420,10 @@ mod tests {
     fn a_running_instance_has_open_bars_to_now_and_timers_to_their_due_time() {
         let history = vec![
             ev(0, EventKind::OrchestratorStarted),
-            ev(0, EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None }),
+            ev(
+                0,
+                EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None },
+            ),
             ev(0, EventKind::TaskScheduled { id: 0, name: "Slow".into(), input: None }),
             ev(0, EventKind::TimerCreated { id: 1, fire_at: at(90_000) }),
             ev(50, EventKind::OrchestratorStarted),

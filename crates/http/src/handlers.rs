@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::extract::{Body, PathArgs, json_payload};
 use crate::params::Params;
 use crate::status::{StatusPayload, render_history};
+use crate::trace_context::{CallerSpan, with_traceparent};
 use crate::urls::{CheckStatus, Origin};
 use crate::{HttpState, json_response};
 use axum::extract::State;
@@ -29,47 +30,52 @@ type Result<T = Response> = std::result::Result<T, ApiError>;
 pub(crate) async fn start_http(
     State(state): State<HttpState>,
     origin: Origin,
+    caller: CallerSpan,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, Params::default(), name, None, body).await
+    start(state, origin, caller, Params::default(), name, None, body).await
 }
 
 /// `POST /orchestrators/{name}/{id}` and `/api/orchestrators/{name}/{id}`.
 pub(crate) async fn start_http_with_id(
     State(state): State<HttpState>,
     origin: Origin,
+    caller: CallerSpan,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, Params::default(), name, Some(id), body).await
+    start(state, origin, caller, Params::default(), name, Some(id), body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}`; honours `timeout` + `pollingInterval`.
 pub(crate) async fn start_builtin(
     State(state): State<HttpState>,
     origin: Origin,
+    caller: CallerSpan,
     params: Params,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, params, name, None, body).await
+    start(state, origin, caller, params, name, None, body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}/{id}`.
 pub(crate) async fn start_builtin_with_id(
     State(state): State<HttpState>,
     origin: Origin,
+    caller: CallerSpan,
     params: Params,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, params, name, Some(id), body).await
+    start(state, origin, caller, params, name, Some(id), body).await
 }
 
 async fn start(
     state: HttpState,
     origin: Origin,
+    CallerSpan(caller): CallerSpan,
     params: Params,
     name: String,
     id: Option<String>,
@@ -77,11 +83,13 @@ async fn start(
 ) -> Result {
     let input = json_payload(&body)?;
     let wait = wait_time(&params, &state)?;
-    let id = state.client.start_raw(&name, id.as_deref(), input).await?;
-    match wait {
-        Some(timeout) => wait_or_check_status(&state, &origin, &params, &id, timeout).await,
-        None => check_status_response(&state, &origin, &id),
-    }
+    let started = state.client.start_traced(&name, id.as_deref(), input, caller.as_ref()).await?;
+    let id = &started.instance_id;
+    let response = match wait {
+        Some(timeout) => wait_or_check_status(&state, &origin, &params, id, timeout).await?,
+        None => check_status_response(&state, &origin, id)?,
+    };
+    Ok(with_traceparent(response, started.traceparent.as_deref()))
 }
 
 /// `timeout` and `pollingInterval` together ask to wait (§2.12). We are woken by the store

@@ -72,11 +72,13 @@ mod error;
 mod extract;
 mod handlers;
 mod health;
+pub mod metrics;
 mod middleware;
 mod options;
 mod params;
 mod serve;
 mod status;
+mod trace_context;
 mod urls;
 
 pub use error::ApiError;
@@ -115,13 +117,27 @@ pub enum Error {
 pub struct HttpState {
     pub(crate) client: Client,
     pub(crate) options: Arc<HttpOptions>,
+    /// `GET /metrics`, when metrics are on.
+    pub(crate) metrics: Option<metrics::MetricsEndpoint>,
 }
 
 impl HttpState {
     /// Validates `options` and bundles them with `client`.
     pub fn new(client: Client, options: HttpOptions) -> Result<Self, Error> {
         options.validate().map_err(Error::InvalidOptions)?;
-        Ok(HttpState { client, options: Arc::new(options) })
+        Ok(HttpState { client, options: Arc::new(options), metrics: None })
+    }
+
+    /// Serves `GET /metrics` (Prometheus text format) from `handle` (see
+    /// [`metrics::install_recorder`]); with `require_key`, a scrape needs the system key like
+    /// every other route (`code=` or `x-functions-key`).
+    pub fn with_metrics(
+        mut self,
+        handle: metrics_exporter_prometheus::PrometheusHandle,
+        require_key: bool,
+    ) -> Self {
+        self.metrics = Some(metrics::MetricsEndpoint { handle, require_key });
+        self
     }
 
     /// The options in force.
@@ -170,13 +186,18 @@ pub fn local_rpc_router(state: HttpState) -> Router {
     let mut options = (*state.options).clone();
     options.system_keys.clear();
     options.trust_forwarded_headers = false;
-    let state = HttpState { client: state.client, options: Arc::new(options) };
+    let state = HttpState { client: state.client, options: Arc::new(options), metrics: None };
     build(state, Router::new().nest(LOCAL_RPC_PATH, webhook_routes()))
 }
 
 fn build(state: HttpState, extra: Router<HttpState>) -> Router {
     use handlers::{fallback, start_http, start_http_with_id};
     let timeout = state.options.request_timeout;
+    // Outside the guard: a scrape checks the key itself, when its settings ask for one.
+    let scrape = match state.metrics {
+        Some(_) => Router::new().route("/metrics", get(metrics::scrape)),
+        None => Router::new(),
+    };
     Router::new()
         .route("/orchestrators/{name}", post(start_http))
         .route("/orchestrators/{name}/{id}", post(start_http_with_id))
@@ -188,6 +209,7 @@ fn build(state: HttpState, extra: Router<HttpState>) -> Router {
         .merge(extra)
         // Only matched routes are guarded: unknown paths are a plain 404 for everyone.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::guard))
+        .merge(scrape)
         .fallback(fallback)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::json_errors))
@@ -207,6 +229,7 @@ fn build(state: HttpState, extra: Router<HttpState>) -> Router {
                 .on_response(middleware::on_response)
                 .on_failure(()),
         )
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }
 

@@ -40,7 +40,7 @@ pub(crate) async fn guard(
 
 /// The key comes from the `x-functions-key` header or else the `code` query parameter (the
 /// header wins when both are present, as with the Functions host).
-fn authorize(
+pub(crate) fn authorize(
     options: &HttpOptions,
     headers: &axum::http::HeaderMap,
     params: &Params,

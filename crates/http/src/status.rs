@@ -280,7 +280,12 @@ mod tests {
             ev("2026-01-01T00:00:00Z", EventKind::OrchestratorStarted),
             ev(
                 "2026-01-01T00:00:00Z",
-                EventKind::ExecutionStarted { name: "Verify".into(), input: p("\"+1425\""), parent: None },
+                EventKind::ExecutionStarted {
+                    name: "Verify".into(),
+                    input: p("\"+1425\""),
+                    parent: None,
+                    trace: None,
+                },
             ),
             ev(
                 "2026-01-01T00:00:00.5Z",

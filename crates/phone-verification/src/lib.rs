@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod code;
+pub mod metrics;
 mod sms;
 
 pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match, write_private};
@@ -142,6 +143,7 @@ pub fn register(
     options: VerificationOptions,
 ) -> Result<Registry, String> {
     options.validate()?;
+    metrics::describe();
     let activity_key = key.clone();
     let activity_options = options.clone();
     let send = move |ctx: ActivityContext, phone: String| {
@@ -182,8 +184,10 @@ async fn send_sms_challenge(
     let body = format!("Your verification code is {}", code.reveal());
     sms.send(&phone, &body, &ctx.idempotency_key()).await.map_err(|e| {
         tracing::warn!(to = %mask_phone(&phone), instance_id = %ctx.instance_id, error = %e, "verification SMS not sent");
+        metrics::sms_failed(sms.kind(), e.permanent);
         if e.permanent { Error::permanent(e.message) } else { Error::msg(e.message) }
     })?;
+    metrics::sms_sent(sms.kind());
     Ok(Challenge {
         tag: key.tag(&ctx.instance_id, &code),
         window_secs: options.window.as_secs().max(1),

@@ -26,6 +26,11 @@ pub trait SmsSender: Send + Sync + 'static {
 
     /// A short description for startup logs.
     fn describe(&self) -> String;
+
+    /// What kind of sender this is, as the `sender` label of the SMS metrics (a fixed name).
+    fn kind(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// Sends through the Twilio REST API.
@@ -54,6 +59,10 @@ impl SmsSender for TwilioSender {
 
     fn describe(&self) -> String {
         format!("Twilio ({})", self.client.config().base_url)
+    }
+
+    fn kind(&self) -> &'static str {
+        "twilio"
     }
 }
 
@@ -130,5 +139,9 @@ impl SmsSender for DevOutbox {
 
     fn describe(&self) -> String {
         format!("development outbox {}", self.path.display())
+    }
+
+    fn kind(&self) -> &'static str {
+        "outbox"
     }
 }

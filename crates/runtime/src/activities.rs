@@ -4,13 +4,14 @@
 
 use crate::dispatch::Dispatcher;
 use crate::registry::ActivityContext;
+use crate::tracing_spans::ExecutionTrace;
 use crate::{Shared, UnknownFunctions};
 use durable_core::{FailureDetails, codes};
 use durable_store::{ActivityOutcome, ActivityWorkItem, Error as StoreError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tracing::{debug, debug_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 
 /// Activities.
 pub(crate) struct Activities;
@@ -71,6 +72,12 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
             .non_retriable(),
         ),
         Some(activity) => {
+            let meters = shared.meters.activity(&item.name);
+            meters.executions.increment(1);
+            if item.attempt > 1 {
+                meters.retries.increment(1);
+            }
+            let span = activity_span(shared, &item).await;
             let ctx = ActivityContext {
                 instance_id: item.instance_id.clone(),
                 execution_id: item.execution_id.clone(),
@@ -78,11 +85,26 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
                 task_id: item.task_id,
                 attempt: item.attempt,
             };
-            let mut task = tokio::spawn(activity(ctx, item.input.clone()));
+            let started = std::time::Instant::now();
+            let run = activity(ctx, item.input.clone());
+            let mut task = match &span {
+                Some(span) => tokio::spawn(run.instrument(span.clone())),
+                None => tokio::spawn(run),
+            };
             let renew_every = shared.options.activity_lease / 2;
             loop {
                 tokio::select! {
-                    joined = &mut task => break outcome_of(joined),
+                    joined = &mut task => {
+                        let outcome = outcome_of(joined);
+                        meters.duration.record(started.elapsed().as_secs_f64());
+                        if let ActivityOutcome::Failed(failure) = &outcome {
+                            meters.failures.increment(1);
+                            if let (Some(sink), Some(span)) = (&shared.spans, &span) {
+                                sink.activity_failed(span, &failure.message);
+                            }
+                        }
+                        break outcome;
+                    }
                     _ = tokio::time::sleep(renew_every) => {
                         match shared.store.renew_activity_lease(&lease, shared.options.activity_lease).await {
                             Ok(renewed) => lease = renewed,
@@ -115,6 +137,21 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
             let _ = shared.store.abandon_activity_work(&lease, Duration::from_secs(1)).await;
         }
     }
+}
+
+/// The span of this activity execution, a child of its orchestration's span, when tracing is
+/// on and the orchestration is traced. The orchestration's span is found in the execution
+/// cache (the usual case: the turn that scheduled the activity ran here), else in its history.
+async fn activity_span(shared: &Shared, item: &ActivityWorkItem) -> Option<tracing::Span> {
+    let sink = shared.spans.as_ref()?;
+    let parent = match shared.cache.span_of(&item.instance_id, &item.execution_id) {
+        Some(span) => span,
+        None => {
+            let history = shared.store.read_history(&item.instance_id).await.ok()?;
+            ExecutionTrace::from_history(&item.instance_id, &item.execution_id, &history)?.span().clone()
+        }
+    };
+    Some(sink.activity_span(&parent, &item.name, &item.instance_id, item.attempt))
 }
 
 fn outcome_of(joined: Result<crate::registry::ActivityOutput, tokio::task::JoinError>) -> ActivityOutcome {

@@ -4,6 +4,7 @@
 //! on it: the dispatcher uses a cached execution only if its execution id and history length
 //! match the store's, and rebuilds from history otherwise.
 
+use crate::tracing_spans::{ExecutionTrace, SpanRef};
 use durable_core::Execution;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -14,8 +15,11 @@ pub struct ExecutionCache {
     capacity: usize,
 }
 
+/// A cached execution with its tracing state (only when tracing is on).
+type Entry = (Execution, Option<Box<ExecutionTrace>>, u64);
+
 struct Inner {
-    entries: HashMap<String, (Execution, u64)>,
+    entries: HashMap<String, Entry>,
     /// Insertion order with generations; stale entries (taken or re-inserted) are skipped.
     order: VecDeque<(String, u64)>,
     generation: u64,
@@ -41,8 +45,13 @@ impl ExecutionCache {
     /// Removes and returns the execution of `instance_id`, if cached. The caller puts it back
     /// after a successful turn, so a turn always owns its execution exclusively.
     pub fn take(&self, instance_id: &str) -> Option<Execution> {
+        self.take_traced(instance_id).map(|(e, _)| e)
+    }
+
+    /// [`take`](Self::take), with the execution's tracing state.
+    pub(crate) fn take_traced(&self, instance_id: &str) -> Option<(Execution, Option<Box<ExecutionTrace>>)> {
         let mut inner = self.inner.lock();
-        let found = inner.entries.remove(instance_id).map(|(e, _)| e);
+        let found = inner.entries.remove(instance_id).map(|(e, t, _)| (e, t));
         if found.is_some() {
             inner.hits += 1;
         } else {
@@ -53,6 +62,11 @@ impl ExecutionCache {
 
     /// Caches `execution`, evicting the least recently used ones beyond capacity.
     pub fn put(&self, execution: Execution) {
+        self.put_traced(execution, None)
+    }
+
+    /// [`put`](Self::put), with the execution's tracing state.
+    pub(crate) fn put_traced(&self, execution: Execution, trace: Option<Box<ExecutionTrace>>) {
         if self.capacity == 0 {
             return;
         }
@@ -61,23 +75,31 @@ impl ExecutionCache {
         let generation = inner.generation;
         let id = execution.instance_id().to_owned();
         inner.order.push_back((id.clone(), generation));
-        inner.entries.insert(id, (execution, generation));
+        inner.entries.insert(id, (execution, trace, generation));
         while inner.entries.len() > self.capacity {
             let Some((old, g)) = inner.order.pop_front() else { break };
-            if inner.entries.get(&old).is_some_and(|(_, eg)| *eg == g) {
+            if inner.entries.get(&old).is_some_and(|(_, _, eg)| *eg == g) {
                 inner.entries.remove(&old);
             }
         }
         // Keep the order queue from growing with stale entries.
         if inner.order.len() > 2 * self.capacity + 1024 {
             let Inner { entries, order, .. } = &mut *inner;
-            order.retain(|(id, g)| entries.get(id).is_some_and(|(_, eg)| eg == g));
+            order.retain(|(id, g)| entries.get(id).is_some_and(|(_, _, eg)| eg == g));
         }
     }
 
     /// Applies `f` to the cached execution of `instance_id`, if any, without taking it.
     pub fn peek<R>(&self, instance_id: &str, f: impl FnOnce(&Execution) -> R) -> Option<R> {
-        self.inner.lock().entries.get(instance_id).map(|(e, _)| f(e))
+        self.inner.lock().entries.get(instance_id).map(|(e, _, _)| f(e))
+    }
+
+    /// The span of the cached execution `execution_id` of `instance_id`, when it is cached
+    /// and traced.
+    pub(crate) fn span_of(&self, instance_id: &str, execution_id: &str) -> Option<SpanRef> {
+        let inner = self.inner.lock();
+        let (execution, trace, _) = inner.entries.get(instance_id)?;
+        (execution.execution_id() == execution_id).then(|| trace.as_ref().map(|t| t.span().clone()))?
     }
 
     /// Drops the execution of `instance_id`.

@@ -4,6 +4,7 @@ mod inspect;
 
 use crate::Shared;
 use crate::orchestrations::new_execution_id;
+use crate::tracing_spans::SpanRef;
 use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus};
 use durable_store::{
     CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, PurgeFilter,
@@ -118,6 +119,15 @@ pub fn validate_event_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What [`Client::start_traced`] started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The instance id.
+    pub instance_id: String,
+    /// The W3C `traceparent` of the orchestration's span, when tracing is on.
+    pub traceparent: Option<String>,
+}
+
 /// A handle to start and manage instances. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
@@ -152,6 +162,20 @@ impl Client {
         instance_id: Option<&str>,
         input: Option<Payload>,
     ) -> Result<String> {
+        Ok(self.start_traced(name, instance_id, input, None).await?.instance_id)
+    }
+
+    /// [`start_raw`](Self::start_raw) on behalf of a caller whose span (W3C trace context) becomes
+    /// the parent of the orchestration's span. When tracing is on, the orchestration's trace
+    /// context is recorded in its history and returned (`Started::traceparent`); a caller
+    /// without a valid context starts a new trace. When tracing is off, nothing is recorded.
+    pub async fn start_traced(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: Option<Payload>,
+        caller: Option<&SpanRef>,
+    ) -> Result<Started> {
         self.check_size("the input", input.as_ref())?;
         if !self.shared.registry.has_orchestrator(name) {
             return Err(Error::UnknownOrchestrator {
@@ -166,6 +190,8 @@ impl Client {
             }
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
+        let trace = self.shared.spans.as_ref().map(|_| SpanRef::new_execution(caller));
+        let traceparent = trace.as_ref().map(|t| t.traceparent.clone());
         self.shared
             .store
             .create_instance(CreateInstance {
@@ -175,9 +201,10 @@ impl Client {
                 input,
                 parent: None,
                 created_at: self.shared.clock.now(),
+                trace,
             })
             .await?;
-        Ok(instance_id)
+        Ok(Started { instance_id, traceparent })
     }
 
     /// The instance's status, or `None`.
@@ -263,9 +290,12 @@ impl Client {
             let event = self.event(name, data, Some(new_event_id()));
             if crate::orchestrations::process_with(&self.shared, item, vec![event.clone()]).await {
                 self.shared.metrics.direct_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.count_raised(true);
                 return Ok(());
             }
-            return Ok(store.send_message(instance_id, event).await?);
+            store.send_message(instance_id, event).await?;
+            self.count_raised(false);
+            return Ok(());
         }
         let mut data = data;
         if self.shared.registry.has_event_hooks(name) {
@@ -279,7 +309,21 @@ impl Client {
             }
             data = self.apply_hook(&state.name, instance_id, name, data)?;
         }
-        Ok(store.send_message(instance_id, self.event(name, data, None)).await?)
+        store.send_message(instance_id, self.event(name, data, None)).await?;
+        self.count_raised(false);
+        Ok(())
+    }
+
+    fn count_raised(&self, direct: bool) {
+        let meters = &self.shared.meters;
+        meters.events_raised.increment(1);
+        if direct { &meters.direct_deliveries } else { &meters.queued_deliveries }.increment(1);
+    }
+
+    /// Sets the metrics gauges read from the store (instances per status, backlogs); called
+    /// when metrics are scraped.
+    pub async fn refresh_store_gauges(&self) {
+        crate::metrics::refresh_store_gauges(&*self.shared.store).await
     }
 
     fn apply_hook(
@@ -402,6 +446,7 @@ impl Client {
                     input: child.input,
                     parent: Some(parent),
                     created_at: now,
+                    trace: None,
                 }),
             }
         }

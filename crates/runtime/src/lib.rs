@@ -35,10 +35,12 @@ mod activities;
 mod cache;
 pub mod client;
 mod dispatch;
+pub mod metrics;
 mod options;
 mod orchestrations;
 mod registry;
 mod stalls;
+pub mod tracing_spans;
 
 pub use cache::ExecutionCache;
 pub use client::Client;
@@ -61,6 +63,10 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) metrics: Counters,
     pub(crate) stalls: stalls::Stalls,
+    /// Prometheus-style metrics (no-ops without a recorder).
+    pub(crate) meters: metrics::Metrics,
+    /// Where spans go; `None` when tracing is off.
+    pub(crate) spans: Option<Arc<dyn tracing_spans::SpanSink>>,
 }
 
 #[derive(Default)]
@@ -124,6 +130,7 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> Result<Runtime, Error> {
         options.validate().map_err(Error::InvalidOptions)?;
+        let meters = metrics::Metrics::new(&registry.orchestrator_names(), &registry.activity_names());
         let shared = Arc::new(Shared {
             store,
             registry: Arc::new(registry),
@@ -133,6 +140,8 @@ impl Runtime {
             shutdown: CancellationToken::new(),
             metrics: Counters::default(),
             stalls: stalls::Stalls::default(),
+            meters,
+            spans: tracing_spans::installed(),
         });
         let tasks = vec![
             tokio::spawn(dispatch::run::<orchestrations::Orchestrations>(shared.clone())),

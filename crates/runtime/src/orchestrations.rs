@@ -3,8 +3,9 @@
 //! turn atomically.
 
 use crate::dispatch::Dispatcher;
+use crate::tracing_spans::ExecutionTrace;
 use crate::{Shared, UnknownFunctions};
-use durable_core::{Action, Execution, HistoryEvent, TurnResult, codes};
+use durable_core::{Action, EventKind, Execution, HistoryEvent, TurnResult, codes};
 use durable_store::{
     CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,
     NewTimer, OrchestrationLease, OrchestrationWorkItem, TurnCommit,
@@ -81,6 +82,7 @@ pub(crate) async fn process_with(
         Err(StoreError::LeaseLost) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound { .. }) => {
             // Someone else owns the instance now (or it was purged): our result is void.
             shared.metrics.turns_discarded.fetch_add(1, Ordering::Relaxed);
+            shared.meters.turns_discarded.increment(1);
             shared.cache.remove(&instance_id);
             debug!("turn result discarded: the instance changed underneath");
             false
@@ -113,46 +115,115 @@ async fn run_turn(
         return shared.store.commit_turn(commit).await;
     }
 
-    let mut execution = match shared.cache.take(&instance.instance_id) {
-        Some(e)
+    let cached = shared.cache.take_traced(&instance.instance_id);
+    let (mut execution, mut trace) = match cached {
+        Some((e, trace))
             if e.execution_id() == instance.execution_id
                 && e.history_len() as u64 == instance.history_len =>
         {
-            e
+            shared.meters.cache_hits.increment(1);
+            (e, trace)
         }
         _ => {
             let history = if instance.history_len == 0 {
                 Vec::new()
             } else {
+                shared.meters.cache_misses.increment(1);
+                shared.meters.replays.increment(1);
                 shared.store.read_history(&instance.instance_id).await?
             };
             if history.len() as u64 != instance.history_len {
                 return Err(StoreError::Conflict("the history changed while it was read".into()));
             }
             shared.metrics.replays.fetch_add(1, Ordering::Relaxed);
-            Execution::from_history(
+            let trace = shared.spans.as_ref().and_then(|_| {
+                ExecutionTrace::from_history(&instance.instance_id, &instance.execution_id, &history)
+                    .map(Box::new)
+            });
+            let execution = Execution::from_history(
                 &instance.instance_id,
                 &instance.execution_id,
                 &history,
                 &*shared.registry,
-            )
+            );
+            (execution, trace)
         }
     };
+    let observed = TurnObservations::of(&events, now);
+    let mut spans = Vec::new();
+    if shared.spans.is_some() {
+        if trace.is_none()
+            && let Some(started) = observed.started.and_then(|i| events.get(i))
+        {
+            trace =
+                ExecutionTrace::start(&instance.instance_id, &instance.execution_id, started).map(Box::new);
+        }
+        if let Some(t) = trace.as_deref_mut() {
+            t.inbound(&events, now, &mut spans);
+        }
+    }
     let result = execution.run_turn(now, events, &*shared.registry);
     for event in &result.discarded {
         debug!(event = event.kind.type_name(), "dropped a duplicate or unexpected message");
     }
-    let commit = build_commit(lease, &instance, consumed, result, now);
+    let status = result.status;
+    if let Some(t) = trace.as_deref_mut() {
+        let cancelled: Vec<_> = result
+            .actions
+            .iter()
+            .filter_map(|a| if let Action::CancelTimer { id } = a { Some(*id) } else { None })
+            .collect();
+        t.outbound(&result.history, &cancelled, now, &mut spans);
+        if status.is_terminal() || status == durable_core::RuntimeStatus::ContinuedAsNew {
+            let error = result.failure.as_ref().map(|f| f.message.clone());
+            t.finish(status.as_str(), error, now, &mut spans);
+        }
+    }
+    let commit = build_commit(lease, &instance, consumed, result, now, trace.as_deref());
     // Back into the cache before committing: the commit releases the lease, and the next turn
     // (e.g. for an event that arrived meanwhile) may start at once and should find it. If the
     // commit fails, `process` removes it; and a cached execution is only ever used when its
     // history length matches the store's.
     if !execution.is_finished() {
-        shared.cache.put(execution);
+        shared.cache.put_traced(execution, trace);
     }
     shared.store.commit_turn(commit).await?;
     shared.metrics.turns.fetch_add(1, Ordering::Relaxed);
+    shared.meters.turn_committed(&instance.name, observed.started.is_some(), instance.status, status);
+    for lateness in observed.timer_lateness {
+        shared.meters.timer_lateness.record(lateness);
+    }
+    if let Some(sink) = &shared.spans {
+        for span in spans {
+            sink.finished(span);
+        }
+    }
     Ok(())
+}
+
+/// What the metrics take from a turn's inbound events, noted before the turn consumes them.
+struct TurnObservations {
+    /// Position of the `ExecutionStarted` the turn starts the execution with.
+    started: Option<usize>,
+    /// Seconds between each fired timer's due time and now.
+    timer_lateness: Vec<f64>,
+}
+
+impl TurnObservations {
+    fn of(events: &[HistoryEvent], now: jiff::Timestamp) -> Self {
+        let mut observed = TurnObservations { started: None, timer_lateness: Vec::new() };
+        for (i, event) in events.iter().enumerate() {
+            match &event.kind {
+                EventKind::ExecutionStarted { .. } => observed.started = Some(i),
+                EventKind::TimerFired { fire_at, .. } => {
+                    let late = now.duration_since(*fire_at).as_secs_f64().max(0.0);
+                    observed.timer_lateness.push(late);
+                }
+                _ => {}
+            }
+        }
+        observed
+    }
 }
 
 /// The events of the messages addressed to the instance's current execution; messages for an
@@ -198,6 +269,7 @@ pub(crate) fn build_commit(
     consumed: Vec<i64>,
     result: TurnResult,
     now: jiff::Timestamp,
+    trace: Option<&ExecutionTrace>,
 ) -> TurnCommit {
     let mut commit = unchanged_commit(lease, instance, consumed, now);
     commit.history = result.history;
@@ -224,6 +296,7 @@ pub(crate) fn build_commit(
                         task_id: id,
                     }),
                     created_at: now,
+                    trace: trace.map(ExecutionTrace::child_context),
                 })
             }
             Action::SendEvent { instance_id, name, input, .. } => commit.messages.push(NewMessage {
@@ -246,10 +319,15 @@ pub(crate) fn build_commit(
         });
     }
     if let Some(next) = result.continue_as_new {
+        let mut start = next.start;
+        if let (Some(trace), EventKind::ExecutionStarted { trace: next_trace, .. }) = (trace, &mut start.kind)
+        {
+            *next_trace = Some(trace.next_execution_context());
+        }
         commit.continue_as_new = Some(NewExecution {
             execution_id: new_execution_id(),
             input: next.input,
-            start: next.start,
+            start,
             carried_events: next.carried_events,
         });
     }

@@ -53,6 +53,7 @@ impl Stalls {
 /// in the instance's status. Returns the delay before the work should be offered again.
 pub(crate) async fn leave_to_another_node(shared: &Shared, instance_id: &str, reason: &str) -> Duration {
     shared.metrics.stalls.fetch_add(1, Ordering::Relaxed);
+    shared.meters.stalls.increment(1);
     let (first, retries) = shared.stalls.note(instance_id);
     if first {
         warn!(%instance_id, %reason, "this node cannot run the instance's work; it is left to a node that can");

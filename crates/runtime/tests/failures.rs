@@ -96,6 +96,7 @@ async fn failures_end_the_instance_with_a_clear_message_and_nothing_else() {
             input: None,
             parent: None,
             created_at: jiff::Timestamp::now(),
+            trace: None,
         })
         .await
         .unwrap();

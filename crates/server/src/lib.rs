@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod keys;
+pub mod otel;
 
 use durable_http::{HttpOptions, HttpState};
 use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
@@ -119,6 +120,8 @@ pub struct ServerOptions {
     pub local_rpc_port: Option<u16>,
     /// Runtime settings.
     pub runtime: RuntimeOptions,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: MetricsOptions,
     /// Serve the web dashboard under `/` (default true; `dashboard = false` turns it off).
     /// `/healthz` and `/readyz` are served either way.
     pub dashboard: bool,
@@ -134,6 +137,47 @@ pub struct DashboardExtras {
     pub event_names: Vec<String>,
 }
 
+/// `[server.metrics]`: the Prometheus endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsOptions {
+    /// Serve `GET /metrics` and record metrics (default on; off, nothing is recorded).
+    pub enabled: bool,
+    /// Whether a scrape needs the system key.
+    pub auth: MetricsAuth,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions { enabled: true, auth: MetricsAuth::Auto }
+    }
+}
+
+/// Whether `GET /metrics` needs the system key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAuth {
+    /// No key when the server listens on a loopback address (only this machine can scrape),
+    /// the key otherwise (the default).
+    #[default]
+    Auto,
+    /// Never a key (e.g. behind a network policy that only lets Prometheus in).
+    None,
+    /// Always the key (`code=` or `x-functions-key`, as for the API).
+    Key,
+}
+
+impl MetricsAuth {
+    /// Whether a scrape of a server bound to `bind` needs the key.
+    pub fn requires_key(self, bind: IpAddr) -> bool {
+        match self {
+            MetricsAuth::Auto => !bind.is_loopback(),
+            MetricsAuth::None => false,
+            MetricsAuth::Key => true,
+        }
+    }
+}
+
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
@@ -147,6 +191,7 @@ impl Default for ServerOptions {
             allow_no_auth: false,
             local_rpc_port: None,
             runtime: RuntimeOptions::default(),
+            metrics: MetricsOptions::default(),
             dashboard: true,
         }
     }
@@ -263,11 +308,16 @@ impl BoundServer {
             options.http.system_keys.push(key);
         }
         options.runtime.validate().map_err(Error::Config)?;
+        // Before the store and the runtime: they register their metrics when they start.
+        let metrics = options.metrics.enabled.then(durable_http::metrics::install_recorder);
         let store = open_store(&options).await?;
         let runtime = Runtime::start(store.clone(), registry, options.runtime.clone())
             .map_err(|e| Error::Config(e.to_string()))?;
-        let state = HttpState::new(runtime.client(), options.http.clone())
+        let mut state = HttpState::new(runtime.client(), options.http.clone())
             .map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(handle) = metrics {
+            state = state.with_metrics(handle, options.metrics.auth.requires_key(options.bind));
+        }
         let stop_http = CancellationToken::new();
         let stopped = || stop_http.clone().cancelled_owned();
         let mut http = vec![spawn_http(durable_http::serve(

@@ -82,6 +82,7 @@ macro_rules! conformance_tests {
             activity_abandon_respects_retry_after,
             activity_completion_for_finished_or_other_execution_enqueues_nothing,
             wait_for_activity_work_wakes_on_schedule,
+            backlog_counts_ready_work_and_due_timers,
             lease_instance_takes_an_idle_instance_exclusively,
             lease_instance_refuses_leased_missing_and_finished_instances,
             stall_is_shown_until_cleared_or_progress,
@@ -235,6 +236,10 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         self.store.wait_for_activity_work(max_wait).await
     }
+    async fn backlog(&self) -> Result<crate::Backlog> {
+        self.store.backlog().await
+    }
+
     async fn check_ready(&self) -> Result<()> {
         self.store.check_ready().await
     }
@@ -273,6 +278,7 @@ pub fn create_request(instance_id: &str, name: &str) -> CreateInstance {
         input: Some(json(r#"{"n":1}"#)),
         parent: None,
         created_at: now(),
+        trace: None,
     }
 }
 

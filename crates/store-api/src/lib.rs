@@ -24,6 +24,7 @@
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod meters;
 mod types;
 mod waiters;
 
@@ -232,6 +233,13 @@ pub trait Store: Send + Sync + 'static {
     async fn wait_for_activity_work(&self, max_wait: Duration);
 
     // ---------------------------------------------------------------- introspection
+
+    /// What waits right now: ready instances and activities, due timers (for metrics, read at
+    /// scrape time). Must be cheap: answered from in-memory queues or indexes, never a scan of
+    /// parked work. The default reports that the store cannot tell.
+    async fn backlog(&self) -> Result<Backlog> {
+        Err(Error::Unavailable("this store does not report its backlog".into()))
+    }
 
     /// Checks that the store can serve requests now: its database answers and its background
     /// machinery runs (SQLite: the writer thread; PostgreSQL: the pool and the notification

@@ -2,6 +2,7 @@
 
 use durable_core::{
     EventKind, FailureDetails, HistoryEvent, ParentInstance, Payload, RuntimeStatus, TaskId, Timestamp,
+    TraceContext,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,8 @@ pub struct CreateInstance {
     pub parent: Option<ParentInstance>,
     /// Creation time; also the timestamp of the `ExecutionStarted` message.
     pub created_at: Timestamp,
+    /// The trace context recorded in `ExecutionStarted` (distributed tracing), if any.
+    pub trace: Option<TraceContext>,
 }
 
 impl CreateInstance {
@@ -36,6 +39,7 @@ impl CreateInstance {
                 name: self.name.clone(),
                 input: self.input.clone(),
                 parent: self.parent.clone(),
+                trace: self.trace.clone(),
             },
         )
     }
@@ -477,6 +481,18 @@ pub struct StoreMetrics {
     pub activity_completions: u64,
     /// Messages enqueued by clients (starts, events, lifecycle).
     pub client_writes: u64,
+}
+
+/// What waits in a store right now ([`Store::backlog`](crate::Store::backlog)), for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    /// Instances with visible messages and no live lease: turns waiting for a dispatcher.
+    pub ready_instances: u64,
+    /// Activity work items that are not leased: activities waiting for a dispatcher.
+    pub ready_activities: u64,
+    /// Durable timers that are due but not yet handed to their instance's turn (an instance
+    /// whose due timer was already moved to its ready queue counts as ready instead).
+    pub due_timers: u64,
 }
 
 #[cfg(test)]

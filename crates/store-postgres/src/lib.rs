@@ -21,6 +21,7 @@
 //!         input: None,
 //!         parent: None,
 //!         created_at: durable_core::Timestamp::now(),
+//!         trace: None,
 //!     })
 //!     .await?;
 //! // Any node: wakes at once when some node enqueues work, or when a timer comes due.
@@ -122,7 +123,7 @@ use codec::{Micros, pg, retryable};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use durable_core::HistoryEvent;
 use durable_store::{
-    ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage,
+    ActivityLease, ActivityOutcome, ActivityWorkItem, Backlog, Clock, CreateInstance, Error, InstancePage,
     InstanceQuery, InstanceState, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease, OrchestrationWorkItem,
     PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
 };
@@ -226,11 +227,21 @@ impl Groups {
             Fut: std::future::Future<Output = Vec<Result<O>>> + Send + 'static,
         {
             let store = store.clone();
+            let meters = durable_store::meters::CommitMeters::new("postgres");
             Group::start(move |items: Vec<I>| {
                 let store = store.upgrade().map(|inner| PostgresStore { inner });
+                let meters = meters.clone();
                 async move {
                     match store {
-                        Some(store) => run(store, items).await,
+                        Some(store) => {
+                            let (operations, started) = (items.len(), std::time::Instant::now());
+                            let results = run(store, items).await;
+                            // A batch is one transaction: it committed if any call succeeded.
+                            if results.iter().any(Result::is_ok) {
+                                meters.committed(operations, started.elapsed());
+                            }
+                            results
+                        }
                         None => items.iter().map(|_| Err(codec::closed())).collect(),
                     }
                 }
@@ -788,6 +799,12 @@ impl Store for PostgresStore {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         let signals = self.inner.signals.clone();
         self.wait(&signals.activities, &self.inner.sql.next_activity_due, max_wait).await;
+    }
+
+    async fn backlog(&self) -> Result<Backlog> {
+        let row = self.query_one(&self.inner.sql.backlog, &[&self.now()]).await?;
+        let count = |i: usize| u64::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+        Ok(Backlog { ready_instances: count(0), due_timers: count(1), ready_activities: count(2) })
     }
 
     async fn check_ready(&self) -> Result<()> {

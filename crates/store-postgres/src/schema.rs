@@ -111,6 +111,9 @@ pub(crate) struct Sql {
     pub abandon_activity: String,
     pub renew_activity: String,
     pub next_activity_due: String,
+    /// Ready instances, instances ready through a due timer, ready activities, at `$1` (from
+    /// the readiness indexes: the cost follows the backlog, not the parked instances).
+    pub backlog: String,
     /// The `instances` columns of [`InstanceState`](durable_store::InstanceState), after the
     /// input column (see `read::instance_from_row`).
     pub instance_columns: &'static str,
@@ -223,6 +226,12 @@ impl Sql {
             ),
             next_activity_due: format!(
                 "SELECT min(COALESCE(locked_until, '-infinity'::timestamptz)) FROM {s}.activities"
+            ),
+            backlog: format!(
+                "SELECT count(*), count(*) FILTER (WHERE next_visible_at > '-infinity'), \
+                 (SELECT count(*) FROM {s}.activities WHERE COALESCE(locked_until, '-infinity'::timestamptz) <= $1) \
+                 FROM {s}.instances \
+                 WHERE next_visible_at IS NOT NULL AND GREATEST(next_visible_at, locked_until) <= $1"
             ),
             instance_columns: INSTANCE_COLUMNS,
             instances_table: format!("{s}.instances"),

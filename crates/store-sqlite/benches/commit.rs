@@ -70,6 +70,7 @@ async fn open(dir: &std::path::Path, n: usize) -> Arc<SqliteStore> {
                 input: Some(Payload::from_value("+14255550100").unwrap()),
                 parent: None,
                 created_at: Timestamp::now(),
+                trace: None,
             })
             .await
             .expect("create");

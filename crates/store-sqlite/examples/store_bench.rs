@@ -38,6 +38,7 @@ fn create(i: usize) -> CreateInstance {
         input: Some(durable_core::Payload::from_json(r#"{"phone":"+14255550100"}"#).unwrap()),
         parent: None,
         created_at: Timestamp::now(),
+        trace: None,
     }
 }
 

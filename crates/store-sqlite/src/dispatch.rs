@@ -340,6 +340,15 @@ impl Orchestrations {
     pub fn timer_count(&self) -> usize {
         self.timers.len()
     }
+
+    /// (instances queued and not leased, timers due at `now` and not yet resolved into a
+    /// ready instance). Counts what is waiting, not what is parked, so the cost follows the
+    /// backlog.
+    pub fn backlog(&self, now: i64) -> (u64, u64) {
+        let ready = self.slots.values().filter(|s| s.queued && s.lease.is_none()).count();
+        let due = self.timers.range(..(now.saturating_add(1), i64::MIN)).count();
+        (ready as u64, due as u64)
+    }
 }
 
 /// The activity side of the index.
@@ -450,6 +459,12 @@ impl Activities {
             self.delayed.push(Reverse((at, id)));
         }
         true
+    }
+
+    /// Activities fetchable now (delayed ones whose time came included).
+    pub fn ready_count(&mut self, now: i64) -> u64 {
+        self.promote(now);
+        self.ready.len() as u64
     }
 
     /// True when an activity is fetchable now.

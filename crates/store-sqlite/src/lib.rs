@@ -19,6 +19,7 @@
 //!         input: None,
 //!         parent: None,
 //!         created_at: durable_core::Timestamp::now(),
+//!         trace: None,
 //!     })
 //!     .await?;
 //! store.wait_for_orchestration_work(Duration::from_secs(1)).await;
@@ -60,7 +61,7 @@ mod writer;
 use codec::{dur_us, ts, us_dur};
 use durable_core::HistoryEvent;
 use durable_store::{
-    ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage,
+    ActivityLease, ActivityOutcome, ActivityWorkItem, Backlog, Clock, CreateInstance, Error, InstancePage,
     InstanceQuery, InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, Store,
     StoreMetrics, SystemClock, TurnCommit,
 };
@@ -604,6 +605,14 @@ impl Store for SqliteStore {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         let notify = &self.shared().activity_work;
         self.wait(notify, max_wait, |d, now| (d.act.has_ready(now), d.act.next_due())).await;
+    }
+
+    async fn backlog(&self) -> Result<Backlog> {
+        let shared = self.shared();
+        let now = shared.now();
+        let mut dispatch = shared.dispatch.lock();
+        let (ready_instances, due_timers) = dispatch.orch.backlog(now);
+        Ok(Backlog { ready_instances, ready_activities: dispatch.act.ready_count(now), due_timers })
     }
 
     async fn check_ready(&self) -> Result<()> {

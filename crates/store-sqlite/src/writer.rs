@@ -151,6 +151,7 @@ pub(crate) fn run(
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let meters = durable_store::meters::CommitMeters::new("sqlite");
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -159,7 +160,10 @@ pub(crate) fn run(
                 Err(_) => break,
             }
         }
-        run_batch(&conn, &shared, &mut batch);
+        let (operations, started) = (batch.len(), std::time::Instant::now());
+        if run_batch(&conn, &shared, &mut batch) {
+            meters.committed(operations, started.elapsed());
+        }
     }
     // Fold the WAL into the database so the file is complete on its own after a clean stop.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
@@ -172,7 +176,8 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql).db()?.execute([]).db().map(drop)
 }
 
-fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
+/// Runs and commits one batch; true when it committed.
+fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bool {
     let ctx = Ctx { conn, shared, now: shared.now() };
     let (requests, replies): (Vec<Request>, Vec<ReplyTo>) = batch.drain(..).map(Command::split).unzip();
     let result = exec(conn, "BEGIN IMMEDIATE").and_then(|()| match run_unguarded(&ctx, &requests) {
@@ -192,7 +197,7 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
             for reply in replies {
                 reply.send_error(Error::Backend(msg.clone().into()));
             }
-            return;
+            return false;
         }
     };
     match exec(conn, "COMMIT") {
@@ -202,6 +207,7 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
             for (reply, (outcome, _)) in replies.into_iter().zip(done) {
                 reply.send(outcome);
             }
+            true
         }
         Err(e) => {
             let _ = exec(conn, "ROLLBACK");
@@ -211,6 +217,7 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) {
             for (reply, (outcome, _)) in replies.into_iter().zip(done) {
                 reply.send(outcome.fail(|| Error::Backend(msg.clone().into())));
             }
+            false
         }
     }
 }

@@ -39,6 +39,11 @@ pub struct Launch {
 impl Durable {
     /// Starts the binary and waits for its "listening on" line.
     pub fn start(data_dir: &Path, launch: &Launch) -> Durable {
+        Durable::start_with_env(data_dir, launch, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, launch: &Launch, env: &[(&str, &str)]) -> Durable {
         std::fs::create_dir_all(data_dir).unwrap();
         let log_path = data_dir.with_extension(format!("log.{}", std::process::id()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
@@ -49,7 +54,8 @@ impl Durable {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DURABLE_SYSTEM_KEY", KEY)
             .env("DURABLE_VERIFICATION_KEY", VERIFICATION_KEY)
-            .env("RUST_LOG", "info,durable=debug");
+            .env("RUST_LOG", "info,durable=debug")
+            .envs(env.iter().copied());
         if let Some(url) = &launch.twilio {
             cmd.env("TwilioAccountSid", TEST_ACCOUNT_SID)
                 .env("TwilioAuthToken", TEST_AUTH_TOKEN)

@@ -272,7 +272,7 @@ fn short(p: &Option<Payload>) -> Option<String> {
 fn describe(kind: &EventKind) -> (Markup, Option<String>) {
     match kind {
         EventKind::OrchestratorStarted => (html! {}, None),
-        EventKind::ExecutionStarted { name, input, parent } => (
+        EventKind::ExecutionStarted { name, input, parent, .. } => (
             html! {
                 (name)
                 @if let Some(p) = parent { " (child of " a href=(instance_href(&p.instance_id)) { code { (p.instance_id) } } ")" }

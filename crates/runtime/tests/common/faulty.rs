@@ -113,6 +113,9 @@ impl Store for LandedButFailed {
     async fn wait_for_activity_work(&self, max_wait: Duration) {
         self.inner.wait_for_activity_work(max_wait).await
     }
+    async fn backlog(&self) -> Result<durable_store::Backlog> {
+        self.inner.backlog().await
+    }
     fn metrics(&self) -> StoreMetrics {
         self.inner.metrics()
     }

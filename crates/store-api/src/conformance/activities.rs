@@ -1,7 +1,7 @@
 //! Activity dispatch: fetch, attempts, completion, leases, abandon and waiting for work.
 
 use super::*;
-use crate::{Error, NewActivity, NewExecution};
+use crate::{Error, NewActivity, NewExecution, NewTimer};
 use durable_core::FailureDetails;
 use std::sync::Arc;
 
@@ -136,7 +136,7 @@ pub async fn activity_completion_for_finished_or_other_execution_enqueues_nothin
         c.status = RuntimeStatus::ContinuedAsNew;
         let start = HistoryEvent::new(
             c.now,
-            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None },
+            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None },
         );
         c.continue_as_new =
             Some(NewExecution { execution_id: "e2".into(), input: None, start, carried_events: vec![] });
@@ -146,7 +146,7 @@ pub async fn activity_completion_for_finished_or_other_execution_enqueues_nothin
     let item = fetch_for(&store, "fb", LONG).await;
     assert_eq!(
         kinds(&item),
-        vec![EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None }],
+        vec![EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None }],
         "no completion for the old execution"
     );
     assert!(store.fetch_activity_work(10, LONG).await.unwrap().is_empty(), "the completed item was deleted");
@@ -167,4 +167,26 @@ pub async fn wait_for_activity_work_wakes_on_schedule<S: Store>(store: S) {
     schedule(&*store, "wa", &["A"]).await;
     let a = tokio::time::timeout(DEADLINE, consumer).await.expect("the waiter woke up").unwrap();
     assert_eq!((a.instance_id.as_str(), a.task_id), ("wa", 0));
+}
+
+/// The backlog counts ready instances and activities and due timers, not parked work.
+pub async fn backlog_counts_ready_work_and_due_timers<S: Store>(store: S) {
+    store.create_instance(create_request("parked", "Orch")).await.unwrap();
+    run_turn(&store, "parked", |c| c.timers.push(NewTimer { timer_id: 0, fire_at: now() + LONG })).await;
+    store.create_instance(create_request("bl", "Orch")).await.unwrap();
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.ready_instances, backlog.ready_activities, backlog.due_timers), (1, 0, 0));
+    let item = fetch_for(&store, "bl", LONG).await;
+    assert_eq!(store.backlog().await.unwrap().ready_instances, 0, "a leased instance is not waiting");
+    let mut commit = turn_of(&item);
+    commit.activities.push(NewActivity { task_id: 0, name: "A".into(), input: None });
+    commit.timers.push(NewTimer { timer_id: 1, fire_at: now() - Duration::from_secs(1) });
+    store.commit_turn(commit).await.unwrap();
+    // The due timer makes the instance ready; a store may count it as a due timer until it
+    // hands it to a turn (PostgreSQL), or move it to its ready queue at once (SQLite).
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!((backlog.ready_instances, backlog.ready_activities), (1, 1), "{backlog:?}");
+    assert!(backlog.due_timers <= 1, "{backlog:?}");
+    fetch_activities(&store, 1, LONG).await;
+    assert_eq!(store.backlog().await.unwrap().ready_activities, 0, "a running activity is not waiting");
 }

@@ -143,7 +143,7 @@ pub async fn count_instances_follows_every_status_change<S: Store>(store: S) {
         c.status = ContinuedAsNew;
         let start = HistoryEvent::new(
             c.now,
-            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None },
+            EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace: None },
         );
         c.continue_as_new =
             Some(NewExecution { execution_id: "e2".into(), input: None, start, carried_events: Vec::new() });

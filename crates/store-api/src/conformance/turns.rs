@@ -403,7 +403,12 @@ pub async fn continue_as_new_switches_execution<S: Store>(store: S) {
         ParentInstance { instance_id: "from-the-engine".into(), execution_id: "p".into(), task_id: 7 };
     let start = HistoryEvent::new(
         c.now,
-        EventKind::ExecutionStarted { name: "Orch".into(), input: Some(json("2")), parent: Some(parent) },
+        EventKind::ExecutionStarted {
+            name: "Orch".into(),
+            input: Some(json("2")),
+            parent: Some(parent),
+            trace: None,
+        },
     );
     c.continue_as_new = Some(NewExecution {
         execution_id: "e2".into(),
