@@ -2,10 +2,11 @@
 //! task, so a panic is contained), keeps their leases alive while they run, and reports the
 //! outcome to the instance.
 
+use crate::UnknownFunctions;
 use crate::dispatch::Dispatcher;
 use crate::registry::ActivityContext;
+use crate::shared::Shared;
 use crate::tracing_spans::ExecutionTrace;
-use crate::{Shared, UnknownFunctions};
 use durable_core::{FailureDetails, codes};
 use durable_store::{ActivityOutcome, ActivityWorkItem, Error as StoreError};
 use std::sync::Arc;

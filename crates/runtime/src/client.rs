@@ -2,8 +2,8 @@
 
 mod inspect;
 
-use crate::Shared;
 use crate::orchestrations::new_execution_id;
+use crate::shared::Shared;
 use crate::tracing_spans::SpanRef;
 use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus};
 use durable_store::{

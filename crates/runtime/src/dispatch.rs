@@ -2,7 +2,7 @@
 //! each item in its own task, sleep on the store's notification when there is nothing to do,
 //! back off while the store fails, and on shutdown wait a grace period for running work.
 
-use crate::Shared;
+use crate::shared::Shared;
 use durable_store::Error as StoreError;
 use std::future::Future;
 use std::sync::Arc;

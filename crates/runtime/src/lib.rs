@@ -39,6 +39,7 @@ pub mod metrics;
 mod options;
 mod orchestrations;
 mod registry;
+mod shared;
 mod stalls;
 pub mod tracing_spans;
 
@@ -48,36 +49,11 @@ pub use options::{RuntimeOptions, UnknownFunctions};
 pub use registry::{ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, Registry};
 
 use durable_store::{Clock, Store, SystemClock};
+use shared::{Counters, Shared};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// State shared by the dispatchers and clients of one runtime.
-pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) registry: Arc<Registry>,
-    pub(crate) options: RuntimeOptions,
-    pub(crate) cache: ExecutionCache,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) metrics: Counters,
-    pub(crate) stalls: stalls::Stalls,
-    /// Prometheus-style metrics (no-ops without a recorder).
-    pub(crate) meters: metrics::Metrics,
-    /// Where spans go; `None` when tracing is off.
-    pub(crate) spans: Option<Arc<dyn tracing_spans::SpanSink>>,
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) turns: AtomicU64,
-    pub(crate) replays: AtomicU64,
-    pub(crate) turns_discarded: AtomicU64,
-    pub(crate) activities: AtomicU64,
-    pub(crate) direct_events: AtomicU64,
-    pub(crate) stalls: AtomicU64,
-}
 
 /// A snapshot of a runtime's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]

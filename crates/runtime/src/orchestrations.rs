@@ -2,9 +2,10 @@
 //! concurrently (one at a time per instance, guaranteed by the store's lease) and commits each
 //! turn atomically.
 
+use crate::UnknownFunctions;
 use crate::dispatch::Dispatcher;
+use crate::shared::Shared;
 use crate::tracing_spans::ExecutionTrace;
-use crate::{Shared, UnknownFunctions};
 use durable_core::{Action, EventKind, Execution, HistoryEvent, TurnResult, codes};
 use durable_store::{
     CreateInstance, Error as StoreError, InstanceState, Message, NewActivity, NewExecution, NewMessage,

@@ -8,7 +8,7 @@
 //! its retries back off. It is bounded: past [`MAX_TRACKED`] instances it starts over, which
 //! costs at most one more warning and a shorter delay per instance.
 
-use crate::Shared;
+use crate::shared::Shared;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -37,8 +37,11 @@
 //!   which also releases every lease of a crashed predecessor at once.
 //! - **One writer thread** owns the only write connection. Callers send it whole commands
 //!   (create, send, commit a turn, complete an activity, purge); it runs everything queued in
-//!   one transaction, each command inside a savepoint, and commits once: one fsync for many
-//!   operations (group commit). Callers hear back only once their command is durable.
+//!   one transaction and commits once: one fsync for many operations (group commit). Commands
+//!   check everything that can refuse them before their first write, so the batch needs no
+//!   savepoints; only a command that fails after writing sends its batch down a slower path
+//!   with a savepoint per command (see `writer.rs`). Callers hear back only once their command
+//!   is durable.
 //! - **Read-only connections** on their own threads serve status reads, history, queries and
 //!   the messages of fetched work, from WAL snapshots that never block the writer.
 //! - **No scans on the hot path**: fetching pops ids from in-memory queues; timers wait in a
