@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::extract::{Body, PathArgs, json_payload};
 use crate::params::Params;
 use crate::status::{StatusPayload, render_history};
+use crate::throttle::ClientIp;
 use crate::urls::{CheckStatus, Origin};
 use crate::{HttpState, json_response};
 use axum::extract::State;
@@ -13,6 +14,7 @@ use durable_core::RuntimeStatus;
 use durable_runtime::client::Error as ClientError;
 use durable_store::{InstanceQuery, InstanceState, PurgeFilter};
 use serde::Serialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Request and response header of list paging.
@@ -29,47 +31,52 @@ type Result<T = Response> = std::result::Result<T, ApiError>;
 pub(crate) async fn start_http(
     State(state): State<HttpState>,
     origin: Origin,
+    ClientIp(ip): ClientIp,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, Params::default(), name, None, body).await
+    start(state, origin, ip, Params::default(), name, None, body).await
 }
 
 /// `POST /orchestrators/{name}/{id}` and `/api/orchestrators/{name}/{id}`.
 pub(crate) async fn start_http_with_id(
     State(state): State<HttpState>,
     origin: Origin,
+    ClientIp(ip): ClientIp,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, Params::default(), name, Some(id), body).await
+    start(state, origin, ip, Params::default(), name, Some(id), body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}`; honours `timeout` + `pollingInterval`.
 pub(crate) async fn start_builtin(
     State(state): State<HttpState>,
     origin: Origin,
+    ClientIp(ip): ClientIp,
     params: Params,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, params, name, None, body).await
+    start(state, origin, ip, params, name, None, body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}/{id}`.
 pub(crate) async fn start_builtin_with_id(
     State(state): State<HttpState>,
     origin: Origin,
+    ClientIp(ip): ClientIp,
     params: Params,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, params, name, Some(id), body).await
+    start(state, origin, ip, params, name, Some(id), body).await
 }
 
 async fn start(
     state: HttpState,
     origin: Origin,
+    client_ip: Option<IpAddr>,
     params: Params,
     name: String,
     id: Option<String>,
@@ -77,7 +84,8 @@ async fn start(
 ) -> Result {
     let input = json_payload(&body)?;
     let wait = wait_time(&params, &state)?;
-    let id = state.client.start_raw(&name, id.as_deref(), input).await?;
+    state.load_shed.admit(&state.client).await?;
+    let id = state.client.start_from(&name, id.as_deref(), input, client_ip).await?;
     match wait {
         Some(timeout) => wait_or_check_status(&state, &origin, &params, &id, timeout).await,
         None => check_status_response(&state, &origin, &id),
@@ -386,6 +394,7 @@ pub(crate) async fn restart(
     PathArgs(id): PathArgs<String>,
 ) -> Result {
     let wait = wait_time(&params, &state)?;
+    state.load_shed.admit(&state.client).await?;
     let new_id = state.client.restart(&id, params.flag("restartWithNewInstanceId", true)).await?;
     match wait {
         Some(timeout) => wait_or_check_status(&state, &origin, &params, &new_id, timeout).await,

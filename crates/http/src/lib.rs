@@ -53,6 +53,7 @@ mod options;
 mod params;
 mod serve;
 mod status;
+mod throttle;
 mod urls;
 
 pub use error::ApiError;
@@ -90,13 +91,20 @@ pub enum Error {
 pub struct HttpState {
     pub(crate) client: Client,
     pub(crate) options: Arc<HttpOptions>,
+    pub(crate) auth_throttle: Arc<throttle::AuthThrottle>,
+    pub(crate) load_shed: Arc<throttle::LoadShed>,
 }
 
 impl HttpState {
     /// Validates `options` and bundles them with `client`.
     pub fn new(client: Client, options: HttpOptions) -> Result<Self, Error> {
         options.validate().map_err(Error::InvalidOptions)?;
-        Ok(HttpState { client, options: Arc::new(options) })
+        let auth_throttle = Arc::new(throttle::AuthThrottle::new(
+            options.wrong_keys_before_throttle,
+            options.max_wrong_key_block,
+        ));
+        let load_shed = Arc::new(throttle::LoadShed::new(options.max_backlog));
+        Ok(HttpState { client, options: Arc::new(options), auth_throttle, load_shed })
     }
 
     /// The options in force.

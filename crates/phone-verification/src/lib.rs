@@ -30,12 +30,17 @@
 #![warn(missing_docs)]
 
 mod code;
+pub mod phone;
+mod retry;
 mod sms;
+mod status;
+pub mod webhooks;
 
 pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match, write_private};
-pub use sms::{DevOutbox, OutboxMessage, SmsError, SmsSender, TwilioSender};
+pub use sms::{DevOutbox, OutboxMessage, Sms, SmsError, SmsReceipt, SmsSender, TwilioSender};
+pub use status::{DELIVERY_EVENT, DeliveryReport, VerificationStatus};
 
-use durable_core::{Either, Error, OrchestrationContext, Payload};
+use durable_core::{Either, Error, OrchestrationContext, Payload, Timestamp};
 use durable_runtime::{ActivityContext, Registry};
 use durable_twilio::mask_phone;
 use serde::{Deserialize, Serialize};
@@ -88,6 +93,20 @@ impl VerificationOptions {
     }
 }
 
+/// The activity's input: which number, which challenge of the verification, and when the
+/// verification started (the activity retries the send until `started_at + window`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRequest {
+    /// The number to send the code to (E.164).
+    pub phone: String,
+    /// Which challenge of the verification, from 1: with the instance and execution it
+    /// determines the code, so every re-send of one challenge carries the same code.
+    pub challenge: u32,
+    /// When the verification started (its first turn).
+    pub started_at: Timestamp,
+}
+
 /// What the activity returns and history keeps: the MAC of the code and the rules it was sent
 /// under (recorded, so a configuration change never alters a running verification on replay).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +117,9 @@ pub struct Challenge {
     pub window_secs: u64,
     /// Answers checked at most.
     pub attempts: u32,
+    /// The delivery status when the SMS was handed over (`queued`, `outbox`, ...).
+    #[serde(default)]
+    pub sms_status: Option<String>,
 }
 
 /// An answer as stored in history: the MAC of the guessed code.
@@ -109,24 +131,36 @@ pub struct Answer {
 
 /// The orchestrator: `E4_SmsPhoneVerification`.
 pub async fn sms_phone_verification(ctx: OrchestrationContext, phone: Option<String>) -> Result<bool, Error> {
-    let phone = phone.filter(|p| !p.trim().is_empty()).ok_or_else(|| {
-        Error::permanent(
-            "a phone number is required: start E4_SmsPhoneVerification with a JSON string body such as \"+14255550123\"",
-        )
-    })?;
-    let challenge: Challenge = ctx.call_activity(ACTIVITY, &phone).await?;
+    // Starts are validated before the instance exists; this catches restarts of old instances
+    // and sub-orchestration calls, which skip that check.
+    let phone =
+        phone.ok_or_else(|| Error::permanent(format!("a phone number is required: {}", phone::E164_HINT)))?;
+    phone::check_e164(&phone).map_err(Error::permanent)?;
+    let request = ChallengeRequest { phone, challenge: 1, started_at: ctx.current_utc_datetime() };
+    let challenge: Challenge = ctx.call_activity(ACTIVITY, &request).await?;
+    let mut progress = VerificationStatus::new(challenge.sms_status.as_deref(), challenge.attempts);
+    ctx.set_custom_status(&progress)?;
     let timeout = ctx.create_timer(ctx.current_utc_datetime() + Duration::from_secs(challenge.window_secs));
     let mut authorized = false;
-    for _ in 0..challenge.attempts {
-        match ctx.select(ctx.wait_for_external_event::<Answer>(EVENT), &timeout).await {
-            Either::Left(Ok(answer)) => {
-                if tags_match(&answer.tag, &challenge.tag) {
+    while progress.attempts_left > 0 {
+        let answer = ctx.wait_for_external_event::<Answer>(EVENT);
+        let delivery = ctx.wait_for_external_event::<DeliveryReport>(DELIVERY_EVENT);
+        match ctx.select(ctx.select(answer, delivery), &timeout).await {
+            Either::Left(Either::Left(answer)) => {
+                // An answer that cannot be decoded counts as a wrong one.
+                if answer.is_ok_and(|a| tags_match(&a.tag, &challenge.tag)) {
                     authorized = true;
                     break;
                 }
+                progress.attempts_left -= 1;
+                ctx.set_custom_status(&progress)?;
             }
-            // An answer that cannot be decoded counts as a wrong one.
-            Either::Left(Err(_)) => {}
+            Either::Left(Either::Right(Ok(report))) => {
+                if progress.record(&report) {
+                    ctx.set_custom_status(&progress)?;
+                }
+            }
+            Either::Left(Either::Right(Err(_))) => {}
             Either::Right(()) => break,
         }
     }
@@ -134,7 +168,8 @@ pub async fn sms_phone_verification(ctx: OrchestrationContext, phone: Option<Str
     Ok(authorized)
 }
 
-/// Registers the sample's orchestrator, activity and answer hook on `registry`.
+/// Registers the sample's orchestrator, activity and answer hook on `registry`, and the start
+/// guard that refuses anything but an E.164 number before an instance is created.
 pub fn register(
     registry: Registry,
     sms: Arc<dyn SmsSender>,
@@ -144,11 +179,11 @@ pub fn register(
     options.validate()?;
     let activity_key = key.clone();
     let activity_options = options.clone();
-    let send = move |ctx: ActivityContext, phone: String| {
+    let send = move |ctx: ActivityContext, request: ChallengeRequest| {
         let sms = sms.clone();
         let key = activity_key.clone();
         let options = activity_options.clone();
-        async move { send_sms_challenge(ctx, phone, sms.as_ref(), &key, &options).await }
+        async move { send_sms_challenge(ctx, request, sms.as_ref(), &key, &options).await }
     };
     let digits = options.code_digits;
     let hook: durable_runtime::EventHook = Arc::new(move |instance_id: &str, data: Option<Payload>| {
@@ -160,34 +195,70 @@ pub fn register(
         let answer = Answer { tag: key.tag(instance_id, &guess) };
         Payload::from_value(&answer).map(Some).map_err(|e| e.to_string())
     });
-    Ok(registry.orchestrator(ORCHESTRATOR, sms_phone_verification).activity(ACTIVITY, send).with_event_hook(
-        ORCHESTRATOR,
-        EVENT,
-        hook,
-    ))
+    let guard: durable_runtime::StartGuard = Arc::new(|start: &durable_runtime::StartRequest<'_>| {
+        phone::phone_from_input(start.input).map(|_| Vec::new())
+    });
+    Ok(registry
+        .orchestrator(ORCHESTRATOR, sms_phone_verification)
+        .activity(ACTIVITY, send)
+        .with_event_hook(ORCHESTRATOR, EVENT, hook)
+        .with_start_guard(ORCHESTRATOR, guard))
 }
 
 /// The activity: `E4_SendSmsChallenge`. Sends `Your verification code is 0042` and returns the
-/// code's MAC. Runs at least once: a re-run after a crash sends a new code, and only the newest
-/// code is accepted.
+/// code's MAC. The code is derived from the key, the instance, the execution and the challenge
+/// number, so every run of one challenge (a retry after a Twilio failure, a re-run after a
+/// crash between Twilio accepting the SMS and the activity's commit) sends the same code.
+///
+/// Transient failures (Twilio 429/5xx, timeouts, refused connections) are retried with
+/// exponential backoff, waiting at least what `Retry-After` asks, until the verification
+/// window (from the verification's start) is over; a permanent failure (invalid number 21211,
+/// unsubscribed 21610, ...) ends the verification at once with Twilio's message.
 async fn send_sms_challenge(
     ctx: ActivityContext,
-    phone: String,
+    request: ChallengeRequest,
     sms: &dyn SmsSender,
     key: &VerificationKey,
     options: &VerificationOptions,
 ) -> Result<Challenge, Error> {
-    let code = Code::random(options.code_digits)
-        .map_err(|e| Error::msg(format!("the OS random generator failed: {e}")))?;
+    // Never send (or log) anything that is not a phone number, whatever the input says.
+    phone::check_e164(&request.phone).map_err(Error::permanent)?;
+    let code = key.derive_code(&ctx.instance_id, &ctx.execution_id, request.challenge, options.code_digits);
     let body = format!("Your verification code is {}", code.reveal());
-    sms.send(&phone, &body, &ctx.idempotency_key()).await.map_err(|e| {
-        tracing::warn!(to = %mask_phone(&phone), instance_id = %ctx.instance_id, error = %e, "verification SMS not sent");
-        if e.permanent { Error::permanent(e.message) } else { Error::msg(e.message) }
-    })?;
+    let reference = ctx.idempotency_key();
+    let message =
+        Sms { to: &request.phone, body: &body, reference: &reference, instance_id: &ctx.instance_id };
+    let deadline = request.started_at.checked_add(options.window).unwrap_or(request.started_at);
+    let mut attempt = 1u32;
+    let receipt = loop {
+        let error = match sms.send(&message).await {
+            Ok(receipt) => break receipt,
+            Err(e) => e,
+        };
+        let masked = mask_phone(&request.phone);
+        if error.permanent {
+            tracing::warn!(to = %masked, instance_id = %ctx.instance_id, error = %error, "verification SMS refused; the verification ends");
+            return Err(Error::permanent(error.message));
+        }
+        let delay = retry::delay(attempt, error.retry_after);
+        let now = Timestamp::now();
+        if now.checked_add(delay).is_ok_and(|at| at >= deadline) || now >= deadline {
+            tracing::warn!(to = %masked, instance_id = %ctx.instance_id, attempts = attempt, error = %error, "verification SMS not sent within the verification window; the verification ends");
+            return Err(Error::permanent(format!(
+                "the SMS could not be sent within the verification window of {} s ({attempt} attempt(s)); last error: {}",
+                options.window.as_secs(),
+                error.message
+            )));
+        }
+        tracing::warn!(to = %masked, instance_id = %ctx.instance_id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "verification SMS not sent yet; retrying");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    };
     Ok(Challenge {
         tag: key.tag(&ctx.instance_id, &code),
         window_secs: options.window.as_secs().max(1),
         attempts: options.attempts,
+        sms_status: Some(receipt.status),
     })
 }
 

@@ -4,9 +4,11 @@ use crate::Shared;
 use crate::orchestrations::new_execution_id;
 use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus};
 use durable_store::{
-    CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, PurgeFilter,
+    CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, LimitRefund,
+    LimitRefusal, PurgeFilter,
 };
 use serde::Serialize;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +56,9 @@ pub enum Error {
     /// The input or event data was rejected.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A rate limit of the orchestrator's start guard refused the start; nothing was created.
+    #[error("{0}")]
+    RateLimited(LimitRefusal),
     /// The operation does not fit the instance's state (e.g. resuming a running instance).
     #[error("{0}")]
     Conflict(String),
@@ -78,6 +83,7 @@ impl From<StoreError> for Error {
             StoreError::InstanceFinished { instance_id, status } => {
                 Error::InstanceFinished { instance_id, status }
             }
+            StoreError::RateLimited(refusal) => Error::RateLimited(refusal),
             other => Error::Store(other),
         }
     }
@@ -150,6 +156,21 @@ impl Client {
         instance_id: Option<&str>,
         input: Option<Payload>,
     ) -> Result<String> {
+        self.start_from(name, instance_id, input, None).await
+    }
+
+    /// [`start_raw`](Self::start_raw) on behalf of the client at `client_addr` (the HTTP API
+    /// passes the caller's address, for the orchestrator's start guard and its per-client
+    /// limits). The orchestrator's start guard, if any, checks the start first: a refusal is
+    /// [`Error::InvalidInput`], and its rate-limit charges are applied in the transaction that
+    /// creates the instance ([`Error::RateLimited`] when a limit is exhausted).
+    pub async fn start_from(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        input: Option<Payload>,
+        client_addr: Option<IpAddr>,
+    ) -> Result<String> {
         self.check_size("the input", input.as_ref())?;
         if !self.shared.registry.has_orchestrator(name) {
             return Err(Error::UnknownOrchestrator {
@@ -164,18 +185,42 @@ impl Client {
             }
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        self.shared
-            .store
-            .create_instance(CreateInstance {
-                instance_id: instance_id.clone(),
-                name: name.to_owned(),
-                execution_id: new_execution_id(),
-                input,
-                parent: None,
-                created_at: self.shared.clock.now(),
+        let charges = match self.shared.registry.start_guard(name) {
+            Some(guard) => guard(&crate::StartRequest {
+                orchestrator: name,
+                instance_id: &instance_id,
+                input: input.as_ref(),
+                client_addr,
             })
-            .await?;
+            .map_err(Error::InvalidInput)?,
+            None => Vec::new(),
+        };
+        let request = CreateInstance {
+            instance_id: instance_id.clone(),
+            name: name.to_owned(),
+            execution_id: new_execution_id(),
+            input,
+            parent: None,
+            created_at: self.shared.clock.now(),
+        };
+        self.shared.store.create_instance_limited(request, charges).await?;
         Ok(instance_id)
+    }
+
+    /// Gives units back to rate limits kept in the store (see [`durable_store::limits`]).
+    pub async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        Ok(self.shared.store.refund_limits(refunds).await?)
+    }
+
+    /// The reference last stored with the rate limit `key` (e.g. the instance that charged it).
+    pub async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.shared.store.limit_reference(key).await?)
+    }
+
+    /// Instances ready and waiting for a turn, counted up to `at_most`; `None` when the store
+    /// cannot tell. For load shedding.
+    pub async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        Ok(self.shared.store.ready_backlog(at_most).await?)
     }
 
     /// The instance's status, or `None`.

@@ -42,7 +42,10 @@ mod registry;
 pub use cache::ExecutionCache;
 pub use client::Client;
 pub use options::RuntimeOptions;
-pub use registry::{ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, Registry};
+pub use registry::{
+    ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, FinishedHook, FinishedInstance,
+    Registry, StartGuard, StartRequest,
+};
 
 use durable_store::{Clock, Store, SystemClock};
 use std::sync::Arc;

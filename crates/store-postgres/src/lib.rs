@@ -111,6 +111,7 @@
 mod batch;
 mod codec;
 mod group;
+mod limits;
 mod notify;
 mod ops;
 mod read;
@@ -123,8 +124,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use durable_core::{EventKind, HistoryEvent, ParentInstance};
 use durable_store::{
     ActivityLease, ActivityOutcome, ActivityWorkItem, Clock, CreateInstance, Error, InstancePage,
-    InstanceQuery, InstanceState, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease, OrchestrationWorkItem,
-    PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
+    InstanceQuery, InstanceState, LimitCharge, LimitRefund, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease,
+    OrchestrationWorkItem, PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
 };
 use group::Group;
 use notify::Signals;
@@ -544,6 +545,29 @@ impl Store for PostgresStore {
             return self.create_instance_single(&request).await;
         }
         self.inner.groups.creates.call(request).await
+    }
+
+    async fn create_instance_limited(
+        &self,
+        request: CreateInstance,
+        charges: Vec<LimitCharge>,
+    ) -> Result<()> {
+        if charges.is_empty() {
+            return self.create_instance(request).await;
+        }
+        self.create_limited(&request, &charges).await
+    }
+
+    async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        self.refund(refunds).await
+    }
+
+    async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        self.reference(key).await
+    }
+
+    async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        self.backlog(at_most).await
     }
 
     async fn send_message(&self, instance_id: &str, event: HistoryEvent) -> Result<()> {

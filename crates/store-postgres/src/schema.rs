@@ -9,11 +9,12 @@ use crate::codec::pg;
 use durable_store::{Error, Result};
 
 /// The schema version this build writes. Bump it when adding a migration.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`; `__SCHEMA__` is replaced by the
 /// quoted schema name.
-const MIGRATIONS: &[&str] = &[include_str!("sql/v1.sql"), include_str!("sql/v2.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("sql/v1.sql"), include_str!("sql/v2.sql"), include_str!("sql/v3.sql")];
 
 /// First key of the migration advisory lock ("dura"); the second is the schema name's hash.
 const MIGRATION_LOCK_CLASS: i32 = 0x6475_7261;

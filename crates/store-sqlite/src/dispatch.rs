@@ -340,6 +340,12 @@ impl Orchestrations {
     pub fn timer_count(&self) -> usize {
         self.timers.len()
     }
+
+    /// Instances waiting in the ready queue (an upper bound: stale entries are only dropped
+    /// when they reach the front), for load shedding.
+    pub fn ready_count(&self) -> usize {
+        self.ready.len()
+    }
 }
 
 /// The activity side of the index.

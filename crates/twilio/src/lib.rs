@@ -57,7 +57,7 @@ mod retry;
 #[cfg(feature = "fake")]
 pub mod fake;
 
-pub use client::TwilioClient;
+pub use client::{AttemptError, SmsOptions, TwilioClient};
 pub use config::{DEFAULT_BASE_URL, SecretString, TwilioConfig};
 pub use error::Error;
 pub use mask::mask_phone;

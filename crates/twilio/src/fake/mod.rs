@@ -132,6 +132,8 @@ struct State {
     requests: Vec<FakeRequest>,
     failures: VecDeque<Injected>,
     delays: VecDeque<Duration>,
+    /// Answers held back after the message was accepted (the answer is lost or late).
+    post_accept_delays: VecDeque<Duration>,
     trial_allow_list: Option<Vec<String>>,
     allowed_from: Option<Vec<String>>,
 }
@@ -286,6 +288,13 @@ impl FakeTwilio {
         self.shared.state.send_modify(|s| s.delays.extend(std::iter::repeat_n(delay, n)));
     }
 
+    /// The next `n` requests are processed normally (a valid one is accepted and recorded, so
+    /// the SMS "goes out"), but their answer is held back for `delay`: a client whose timeout is
+    /// shorter, or that is killed meanwhile, never learns the message was sent.
+    pub fn accept_then_delay_next(&self, n: usize, delay: Duration) {
+        self.shared.state.send_modify(|s| s.post_accept_delays.extend(std::iter::repeat_n(delay, n)));
+    }
+
     /// Turns trial-account behaviour on (`Some`: only these `To` numbers) or off (`None`).
     pub fn set_trial_allow_list(&self, numbers: Option<Vec<String>>) {
         self.shared.state.send_modify(|s| s.trial_allow_list = numbers);
@@ -298,6 +307,7 @@ impl FakeTwilio {
             s.requests.clear();
             s.failures.clear();
             s.delays.clear();
+            s.post_accept_delays.clear();
         });
     }
 

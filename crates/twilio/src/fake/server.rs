@@ -95,6 +95,20 @@ async fn create_message(
         }
         None => handle(&shared, &account_sid, auth, &params),
     };
+    let mut post_delay = None;
+    shared.state.send_if_modified(|s| {
+        post_delay = s.post_accept_delays.pop_front();
+        post_delay.is_some()
+    });
+    if let Some(delay) = post_delay {
+        let mut stop = shared.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+    }
     let status = response.status().as_u16();
     shared.state.send_modify(|s| {
         if let Some(r) = s.requests.get_mut(index) {
