@@ -128,6 +128,12 @@ pub struct BenchArgs {
     /// Keep the temporary data directory (its path is printed).
     #[arg(long)]
     pub keep: bool,
+    /// Charge the sample's abuse limits on every start, as `durable serve` does (SMS per number,
+    /// failed answers per number, SMS per minute, starts per client over HTTP), each
+    /// verification with a number of its own and every budget raised so none refuses: measures
+    /// what the limits cost. Without it the limits are lifted (the summary says which).
+    #[arg(long)]
+    pub limits: bool,
 }
 
 impl BenchArgs {
@@ -149,6 +155,7 @@ impl BenchArgs {
             max_concurrent_turns: None,
             spread: None,
             keep: false,
+            limits: false,
         }
     }
 }

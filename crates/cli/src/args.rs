@@ -235,6 +235,21 @@ pub struct ServeArgs {
     /// Length of the verification code, 4 to 10 [default: 4].
     #[arg(long)]
     pub code_digits: Option<u32>,
+    /// Lift the verification abuse limits (SMS per number, failed answers per number, starts
+    /// per client, SMS for all numbers; see [verification.limits] and SECURITY.md). Local
+    /// experiments only: without them anyone with the system key can send SMS without bound.
+    #[arg(long)]
+    pub no_verification_limits: bool,
+    /// The public base URL of this server as Twilio reaches it, e.g. https://verify.example.com:
+    /// SMS then ask Twilio for delivery status callbacks at <URL>/twilio/status, and the
+    /// webhooks /twilio/status and /twilio/sms check Twilio's signature against this URL.
+    #[arg(long, env = "DURABLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Create a new, empty store even though the data directory was used before (it holds
+    /// keys) and its database is missing or empty. Without it `serve` refuses to start there,
+    /// since every instance would silently be gone.
+    #[arg(long)]
+    pub fresh_store: bool,
     /// Twilio account SID (AC…). With the auth token and phone number, SMS go through Twilio.
     #[arg(long, env = "TwilioAccountSid")]
     pub twilio_account_sid: Option<String>,

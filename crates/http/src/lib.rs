@@ -137,6 +137,13 @@ fn webhook_routes() -> Router<HttpState> {
 
 /// The whole API. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: HttpState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The whole API plus `extra` routes (e.g. an application's webhooks), which get the same
+/// request timeout, JSON error bodies, security headers and request logs but not the system
+/// key check: they authenticate their callers themselves.
+pub fn router_with(state: HttpState, extra: Router) -> Router {
     use handlers::{fallback, start_http, start_http_with_id};
     let timeout = state.options.request_timeout;
     Router::new()
@@ -150,6 +157,8 @@ pub fn router(state: HttpState) -> Router {
         // Only matched routes are guarded: unknown paths are a plain 404 for everyone.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::guard))
         .fallback(fallback)
+        .with_state(state.clone())
+        .merge(extra)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::json_errors))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
@@ -168,7 +177,6 @@ pub fn router(state: HttpState) -> Router {
                 .on_response(middleware::on_response)
                 .on_failure(()),
         )
-        .with_state(state)
 }
 
 /// A JSON response with our content type.

@@ -52,7 +52,7 @@ impl axum::extract::FromRequestParts<crate::HttpState> for ClientIp {
 }
 
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let last = headers.get_all("x-forwarded-for").iter().last()?.to_str().ok()?;
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
     let entry = last.rsplit(',').next()?.trim();
     entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
 }

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod code;
+pub mod limits;
 pub mod phone;
 mod retry;
 mod sms;
@@ -37,6 +38,7 @@ mod status;
 pub mod webhooks;
 
 pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match, write_private};
+pub use limits::{LimitOptions, RateSetting};
 pub use sms::{DevOutbox, OutboxMessage, Sms, SmsError, SmsReceipt, SmsSender, TwilioSender};
 pub use status::{DELIVERY_EVENT, DeliveryReport, VerificationStatus};
 
@@ -65,11 +67,18 @@ pub struct VerificationOptions {
     pub attempts: u32,
     /// Code length in digits (default 4, 4 to 10).
     pub code_digits: u32,
+    /// Abuse limits (`[verification.limits]`).
+    pub limits: LimitOptions,
 }
 
 impl Default for VerificationOptions {
     fn default() -> Self {
-        VerificationOptions { window: Duration::from_secs(90), attempts: 4, code_digits: 4 }
+        VerificationOptions {
+            window: Duration::from_secs(90),
+            attempts: 4,
+            code_digits: 4,
+            limits: LimitOptions::default(),
+        }
     }
 }
 
@@ -89,7 +98,7 @@ impl VerificationOptions {
                 CODE_DIGITS.end()
             ));
         }
-        Ok(())
+        self.limits.validate(self.attempts)
     }
 }
 
@@ -186,6 +195,8 @@ pub fn register(
         async move { send_sms_challenge(ctx, request, sms.as_ref(), &key, &options).await }
     };
     let digits = options.code_digits;
+    let (limit_options, guard_key, attempts) = (options.limits.clone(), key.clone(), options.attempts);
+    let refunds = limits::Refunds::new(options.limits.clone(), key.clone(), options.attempts);
     let hook: durable_runtime::EventHook = Arc::new(move |instance_id: &str, data: Option<Payload>| {
         let value: serde_json::Value = match &data {
             Some(p) => p.decode().map_err(|e| format!("the answer is not valid JSON: {e}"))?,
@@ -195,14 +206,17 @@ pub fn register(
         let answer = Answer { tag: key.tag(instance_id, &guess) };
         Payload::from_value(&answer).map(Some).map_err(|e| e.to_string())
     });
-    let guard: durable_runtime::StartGuard = Arc::new(|start: &durable_runtime::StartRequest<'_>| {
-        phone::phone_from_input(start.input).map(|_| Vec::new())
+    let guard: durable_runtime::StartGuard = Arc::new(move |start: &durable_runtime::StartRequest<'_>| {
+        limits::start_charges(start, &limit_options, &guard_key, attempts)
     });
+    let finished: durable_runtime::FinishedHook =
+        Arc::new(move |client, instance| refunds.finished(client, instance));
     Ok(registry
         .orchestrator(ORCHESTRATOR, sms_phone_verification)
         .activity(ACTIVITY, send)
         .with_event_hook(ORCHESTRATOR, EVENT, hook)
-        .with_start_guard(ORCHESTRATOR, guard))
+        .with_start_guard(ORCHESTRATOR, guard)
+        .on_finished(ORCHESTRATOR, finished))
 }
 
 /// The activity: `E4_SendSmsChallenge`. Sends `Your verification code is 0042` and returns the
@@ -263,7 +277,7 @@ async fn send_sms_challenge(
 }
 
 /// `window` as whole seconds or a duration string like `"90s"`, `"2m"`.
-mod humantime_secs {
+pub(crate) mod humantime_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -53,6 +53,7 @@ mod error;
 mod mask;
 mod message;
 mod retry;
+pub mod webhook;
 
 #[cfg(feature = "fake")]
 pub mod fake;

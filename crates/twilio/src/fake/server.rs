@@ -121,7 +121,7 @@ async fn create_message(
 
 /// Normal processing: auth, account, form rules, magic numbers; stores the message on success.
 fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     account_sid: &str,
     auth: Option<(String, String)>,
     params: &[(String, String)],
@@ -161,6 +161,7 @@ fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("twilio-request-id", value);
     }
+    super::webhooks::schedule_callbacks(shared.clone(), &message);
     shared.state.send_modify(|s| s.messages.push(message));
     (response, None)
 }
