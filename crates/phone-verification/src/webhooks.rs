@@ -91,7 +91,7 @@ fn verified(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Box<Response>> {
     let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let url = format!(
         "{}{}",
