@@ -335,7 +335,8 @@ mod tests {
         // 99 d.f., 0.1 % critical value 148.3), and equal codes occur at the chance rate 10^-4.
         let key = fixed_key();
         type Input = (String, String, u32);
-        let pairs: [(&str, fn(u32) -> (Input, Input)); 3] = [
+        type Pair = fn(u32) -> (Input, Input);
+        let pairs: [(&str, Pair); 3] = [
             ("challenge", |i| ((format!("i{i}"), "e".into(), 1), (format!("i{i}"), "e".into(), 2))),
             ("execution", |i| ((format!("i{i}"), "e1".into(), 1), (format!("i{i}"), "e2".into(), 1))),
             ("instance", |i| ((format!("i{i}"), "e".into(), 1), (format!("i{}", i + 1), "e".into(), 1))),
