@@ -145,9 +145,7 @@ impl From<ClientError> for ApiError {
             ClientError::InvalidInstanceId(_) => ApiError::new(
                 S::BAD_REQUEST,
                 "InvalidInstanceId",
-                format!(
-                    "{e}; use 1 to 256 characters, without / \\ # ? or control characters, not starting with @"
-                ),
+                format!("{e}; {}", durable_runtime::client::INSTANCE_ID_RULES),
             ),
             ClientError::InvalidEventName(_) => {
                 ApiError::new(S::BAD_REQUEST, "InvalidEventName", e.to_string())

@@ -92,23 +92,61 @@ impl From<StoreError> for Error {
 /// Result of client operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Checks an instance id: 1 to 256 bytes, no control characters, none of `/ \ # ?`, and not
-/// starting with `@` (reserved, as in Durable Functions).
+/// The rules of instance ids, for error messages.
+pub const INSTANCE_ID_RULES: &str = "an instance id is 1 to 256 bytes of printable characters: not '.' and '..' \
+     (path segments), no whitespace at either end, no control, bidirectional or invisible formatting characters, \
+     none of / \\ # ?, and not starting with '@'";
+
+/// Checks an instance id against [`INSTANCE_ID_RULES`]: ids appear in URLs, file names of
+/// exports, logs and terminals, where `..`, a lone space or a right-to-left override would
+/// mislead or break them.
 pub fn validate_instance_id(id: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidInstanceId(format!("'{}' {why}", id.escape_debug())));
+    let bad = |why: &str| {
+        let shown: String = id.chars().take(64).collect();
+        Err(Error::InvalidInstanceId(format!("'{}' {why}", shown.escape_debug())))
+    };
     if id.is_empty() {
         return bad("is empty");
     }
     if id.len() > MAX_INSTANCE_ID_LEN {
         return Err(Error::InvalidInstanceId(format!("it is longer than {MAX_INSTANCE_ID_LEN} bytes")));
     }
+    if id == "." || id == ".." {
+        return bad("is '.' or '..': '.' and '..' are path segments, not ids");
+    }
+    if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
+        return bad("starts or ends with whitespace");
+    }
     if id.starts_with('@') {
         return bad("starts with '@', which is reserved");
     }
-    if id.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '#' | '?')) {
-        return bad("contains a control character or one of / \\ # ?");
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return bad(&format!("contains the control character U+{:04X}", u32::from(c)));
+    }
+    if let Some(c) = id.chars().find(|c| is_bidi_control(*c)) {
+        return bad(&format!("contains the bidirectional control character U+{:04X}", u32::from(c)));
+    }
+    if let Some(c) = id.chars().find(|c| is_invisible(*c)) {
+        return bad(&format!("contains the invisible formatting character U+{:04X}", u32::from(c)));
+    }
+    if id.chars().any(|c| matches!(c, '/' | '\\' | '#' | '?')) {
+        return bad("contains one of / \\ # ?");
     }
     Ok(())
+}
+
+/// Characters that reorder the text around them (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Format characters that show nothing (zero-width spaces and joiners, soft hyphen, BOM, ...),
+/// so two ids that look the same would differ.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// Checks an event name: 1 to 256 bytes, no control characters.
@@ -453,6 +491,14 @@ mod tests {
         assert!(validate_instance_id("a\nb").is_err());
         assert!(validate_instance_id(&"x".repeat(257)).is_err());
         assert!(validate_instance_id(&"x".repeat(256)).is_ok());
+        for bad in [".", "..", " ", "a ", " a", "a\u{202e}b", "a\u{2066}", "a\u{200b}b", "\u{feff}a", "a\tb"]
+        {
+            let e = validate_instance_id(bad).unwrap_err().to_string();
+            assert!(!e.contains('\u{202e}'), "the message escapes what it quotes: {e}");
+        }
+        for ok in ["order 42", "état-1", "注文:7", "a.b", "..a"] {
+            assert!(validate_instance_id(ok).is_ok(), "{ok}");
+        }
         assert!(validate_event_name("SmsChallengeResponse").is_ok());
         assert!(validate_event_name("").is_err());
         assert!(validate_event_name("a\u{0}").is_err());
