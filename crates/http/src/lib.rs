@@ -19,7 +19,11 @@
 //! purging an unfinished instance needs `force=true`; restart of an unknown instance is 404;
 //! JSON is parsed strictly (`0042` is a 400, not octal 34); unparsable time filters and unknown
 //! `runtimeStatus` names are 400 instead of being ignored (`Canceled`, which is never produced,
-//! is accepted and matches nothing); a `taskHub` other than ours is a 400. Every error is JSON
+//! is accepted and matches nothing); a `taskHub` other than ours is a 400; instance ids must be
+//! printable (not `.`/`..`, no whitespace at either end, no control, bidirectional or invisible
+//! characters). A start refused by a rate limit of the orchestrator's start guard is a 429 with
+//! `Retry-After`; after a few wrong keys a client address gets 429s for growing periods; while
+//! the engine's backlog is over [`HttpOptions::max_backlog`], starts get 503; a full disk is 507. Every error is JSON
 //! `{"error": "<Kind>", "message": "<what to do>"}`, and every response carries
 //! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 //!

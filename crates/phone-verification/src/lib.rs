@@ -5,12 +5,19 @@
 //! `SmsChallengeResponse` events: the right code gives output `true`; a timeout or 4 wrong codes
 //! give `false`; the timer is cancelled either way.
 //!
-//! Unlike the original, no code is ever stored or logged in clear: codes come from the OS CSPRNG;
-//! the activity returns only `HMAC(key, instance ‖ code)`; an event hook replaces every answer by
-//! the MAC of the guess before it is stored; the orchestrator compares MACs in constant time.
-//! The key lives outside the database (a file in the data directory or an environment
-//! variable). Answers that are not a code of the right length are refused with a clear error
-//! and do not use up an attempt.
+//! Unlike the original, no code is ever stored or logged in clear: a code is derived from the
+//! verification key, the instance, the execution and the challenge number (so a re-sent SMS
+//! carries the same code); the activity returns only `HMAC(key, instance ‖ code)`; an event hook
+//! replaces every answer by the MAC of the guess before it is stored; the orchestrator compares
+//! MACs in constant time. The key lives outside the database (a file in the data directory or an
+//! environment variable). Answers that are not a code of the right length are refused with a
+//! clear error and do not use up an attempt.
+//!
+//! It is also safe to expose: starts must carry an E.164 number ([`phone`]), abuse limits kept
+//! in the store refuse floods and guessing ([`limits`]), the SMS is retried through Twilio
+//! outages within the window, and Twilio's delivery status callbacks and SMS replies are served
+//! by [`webhooks`] (signature-checked). The custom status shows the delivery status and the
+//! answers left ([`VerificationStatus`]). See `SECURITY.md` at the repository root.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -33,7 +33,10 @@ async fn database_wal_shm_and_lock_files_are_private() {
     let store = SqliteStore::open(SqliteStoreOptions::new(&db)).unwrap();
     store.create_instance(create_request("i", "O")).await.unwrap();
     for path in files(&db) {
-        let mode = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{} is {:o}", path.display(), mode & 0o777);
     }
     store.close().await.unwrap();
@@ -58,7 +61,8 @@ async fn a_purge_leaves_no_trace_in_the_file() {
     assert!(contains(&db, MARKER), "the test must see the data before the purge");
     {
         let store = SqliteStore::open(SqliteStoreOptions::new(&db)).unwrap();
-        let filter = PurgeFilter { statuses: vec![durable_core::RuntimeStatus::Running], ..Default::default() };
+        let filter =
+            PurgeFilter { statuses: vec![durable_core::RuntimeStatus::Running], ..Default::default() };
         assert_eq!(store.purge_instances(&filter).await.unwrap(), 50);
         store.close().await.unwrap();
     }
