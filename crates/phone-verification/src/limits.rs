@@ -149,7 +149,7 @@ const SMS_GLOBAL_KEY: &str = "sms-global";
 
 /// The start guard: an E.164 number from an allowed country, then the charges of the start.
 /// The SMS-per-number charge also records the instance as the number's latest verification,
-/// which the SMS reply webhook answers (even with the limits lifted, at no cost).
+/// which the SMS reply webhook answers (so replies by SMS need the limits on).
 pub(crate) fn start_charges(
     start: &StartRequest<'_>,
     limits: &LimitOptions,
@@ -165,17 +165,16 @@ pub(crate) fn start_charges(
             allowed.join(", ")
         ));
     }
-    let enabled = limits.enabled;
+    if !limits.enabled {
+        return Ok(Vec::new());
+    }
     let mut charges = vec![LimitCharge {
         key: sms_number_key(key, &phone),
         limit: "SMS per phone number".into(),
         rate: limits.sms_per_number.rate(),
-        cost: u32::from(enabled),
+        cost: 1,
         reference: Some(start.instance_id.to_owned()),
     }];
-    if !enabled {
-        return Ok(charges);
-    }
     charges.push(LimitCharge {
         key: answers_number_key(key, &phone),
         limit: "failed answers per phone number".into(),
@@ -327,8 +326,7 @@ mod tests {
         assert_eq!(charges[3].key, other[3].key, "one /64 is one client");
 
         let off = start_charges(&start(&input, Some(ip)), &LimitOptions::off(), &key(), 4).unwrap();
-        assert_eq!(off.len(), 1, "lifted limits only record the reference");
-        assert_eq!(off[0].cost, 0);
+        assert!(off.is_empty(), "lifted limits charge nothing");
 
         let foreign = LimitOptions { country_codes: vec!["44".into()], ..LimitOptions::default() };
         let e = start_charges(&start(&input, None), &foreign, &key(), 4).unwrap_err();
