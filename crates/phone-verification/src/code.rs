@@ -77,8 +77,16 @@ impl fmt::Debug for Code {
 }
 
 /// The secret key of the code MACs (32 bytes). Kept outside the database.
+///
+/// Holds the MAC states of its three uses ready keyed (tags, codes, pseudonyms): each use clones
+/// one instead of setting an HMAC key up again.
 #[derive(Clone)]
-pub struct VerificationKey([u8; 32]);
+pub struct VerificationKey {
+    bytes: [u8; 32],
+    tags: Hmac<Sha256>,
+    codes: Hmac<Sha256>,
+    pseudonyms: Hmac<Sha256>,
+}
 
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,11 +95,29 @@ impl fmt::Debug for VerificationKey {
 }
 
 impl VerificationKey {
+    fn new(bytes: [u8; 32]) -> Self {
+        let keyed = |key: &[u8]| Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        let tags = keyed(&bytes);
+        // A key for each other purpose, derived from the verification key (`HMAC-SHA256(key,
+        // label)`), so codes, pseudonyms and answer tags never share a key.
+        let subkey = |label: &[u8]| {
+            let mut mac = tags.clone();
+            mac.update(label);
+            keyed(&mac.finalize().into_bytes())
+        };
+        VerificationKey {
+            bytes,
+            codes: subkey(CODE_KEY_LABEL),
+            pseudonyms: subkey(PSEUDONYM_KEY_LABEL),
+            tags,
+        }
+    }
+
     /// A new random key.
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)?;
-        Ok(VerificationKey(key))
+        Ok(VerificationKey::new(key))
     }
 
     /// Parses 64 hex digits.
@@ -103,12 +129,12 @@ impl VerificationKey {
         })?;
         let mut key = [0u8; 32];
         key.copy_from_slice(&bytes);
-        Ok(VerificationKey(key))
+        Ok(VerificationKey::new(key))
     }
 
     /// The key as 64 hex digits.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
+        encode_hex(&self.bytes)
     }
 
     /// Loads the key from `path`, creating it (owner-only permissions) on first use.
@@ -138,9 +164,8 @@ impl VerificationKey {
         assert!(CODE_DIGITS.contains(&digits), "code length out of range");
         let bound = 10u64.pow(digits);
         let zone = u64::MAX - (u64::MAX % bound);
-        let code_key = self.subkey(CODE_KEY_LABEL);
         for counter in 0u32.. {
-            let mut mac = Hmac::<Sha256>::new_from_slice(&code_key).expect("HMAC takes any key length");
+            let mut mac = self.codes.clone();
             for part in [instance_id.as_bytes(), execution_id.as_bytes()] {
                 mac.update(&(part.len() as u64).to_be_bytes());
                 mac.update(part);
@@ -162,24 +187,15 @@ impl VerificationKey {
     /// rate limits: `HMAC-SHA256(pseudonym key, value)` truncated to 128 bits, as hex. Stable
     /// for a given verification key (so every node computes the same), meaningless without it.
     pub fn pseudonym(&self, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.subkey(PSEUDONYM_KEY_LABEL))
-            .expect("HMAC takes any key length");
+        let mut mac = self.pseudonyms.clone();
         mac.update(value.as_bytes());
         encode_hex(&mac.finalize().into_bytes()[..16])
-    }
-
-    /// A key for one purpose, derived from the verification key (`HMAC-SHA256(key, label)`), so
-    /// codes, pseudonyms and answer tags never share a key.
-    fn subkey(&self, label: &[u8]) -> [u8; 32] {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(label);
-        mac.finalize().into_bytes().into()
     }
 
     /// The MAC of `code` for `instance_id`: HMAC-SHA256 truncated to 128 bits, as hex. 128 bits
     /// leave no room for a forgery without the key, and every parked verification stores one.
     pub fn tag(&self, instance_id: &str, code: &Code) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.tags.clone();
         mac.update(instance_id.as_bytes());
         mac.update(&[0]);
         mac.update(code.reveal().as_bytes());

@@ -7,6 +7,11 @@ use crate::ops::{Ctx, Effects};
 use durable_store::limits::{self, LIMIT_RETENTION, LimitRefund};
 use durable_store::{CreateInstance, Error, LimitCharge, Result};
 use rusqlite::{Connection, OptionalExtension, params};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often expired limit rows are swept (a scan of the limits table).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Ctx<'_> {
     /// Checks every charge, then creates the instance, then writes the charges: both checks
@@ -40,7 +45,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Applies refunds to existing rows, then drops rows at full budget for the retention time.
+    /// Applies refunds to existing rows, then, at most once per [`SWEEP_EVERY`], drops the rows
+    /// at full budget for the retention time.
     pub fn refund_limits(&self, refunds: &[LimitRefund]) -> Result<()> {
         let mut read = self.conn.prepare_cached("SELECT tat FROM limits WHERE key = ?1").db()?;
         let mut write = self.conn.prepare_cached("UPDATE limits SET tat = ?2 WHERE key = ?1").db()?;
@@ -50,14 +56,14 @@ impl Ctx<'_> {
                 write.execute(params![r.key, limits::refund(tat, self.now, r.rate, r.units)]).db()?;
             }
         }
-        let horizon = self.now.saturating_sub(limits::micros(LIMIT_RETENTION));
-        self.conn
-            .prepare_cached(
-                "DELETE FROM limits WHERE key IN (SELECT key FROM limits WHERE tat < ?1 LIMIT 1000)",
-            )
-            .db()?
-            .execute([horizon])
-            .db()?;
+        let swept = self.shared.limits_swept_at.load(Ordering::Relaxed);
+        if self.now.saturating_sub(swept) >= limits::micros(SWEEP_EVERY) {
+            let horizon = self.now.saturating_sub(limits::micros(LIMIT_RETENTION));
+            self.conn.prepare_cached("DELETE FROM limits WHERE tat < ?1").db()?.execute([horizon]).db()?;
+            // Only this (the writer) thread sweeps; a sweep rolled back with its batch just runs
+            // again a minute later.
+            self.shared.limits_swept_at.store(self.now, Ordering::Relaxed);
+        }
         Ok(())
     }
 }
