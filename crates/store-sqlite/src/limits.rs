@@ -15,46 +15,53 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Ctx<'_> {
     /// Checks every charge, then creates the instance, then writes the charges: both checks
-    /// (limits, then the create's own) run before the first write, as every command must.
+    /// (limits, then the create's own) run before the first write, as every command must. One
+    /// statement reads all the keys and one writes them (statements, not rows, are what the
+    /// limits cost on this path).
     pub fn create_limited(
         &self,
         fx: &mut Effects,
         req: &CreateInstance,
         charges: &[LimitCharge],
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached("SELECT tat FROM limits WHERE key = ?1").db()?;
-        let mut stored = Vec::with_capacity(charges.len());
-        for c in charges {
-            let tat: Option<i64> = stmt.query_row([&c.key], |r| r.get(0)).optional().db()?;
-            stored.push((c.key.as_str(), tat));
+        let mut keys: Vec<&str> = charges.iter().map(|c| c.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut stored: Vec<(String, i64)> = Vec::with_capacity(keys.len());
+        {
+            let mut read = self.conn.prepare_cached(&select_tats(keys.len())).db()?;
+            let mut rows = read.query(rusqlite::params_from_iter(&keys)).db()?;
+            while let Some(row) = rows.next().db()? {
+                stored.push((row.get(0).db()?, row.get(1).db()?));
+            }
         }
-        let lookup = |key: &str| stored.iter().find(|(k, _)| *k == key).and_then(|(_, t)| *t);
+        let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, t)| *t);
         let updates = limits::charge(charges, lookup, self.now).map_err(Error::RateLimited)?;
         self.create(fx, req)?;
-        let mut upsert = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO limits (key, tat, reference) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET tat = excluded.tat, \
-                 reference = COALESCE(excluded.reference, limits.reference)",
-            )
-            .db()?;
-        for (key, tat, reference) in updates {
-            upsert.execute(params![key, tat, reference]).db()?;
+        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(updates.len() * 3);
+        for (key, tat, reference) in updates.iter() {
+            values.push(key.clone().into());
+            values.push((*tat).into());
+            values.push(reference.clone().map_or(rusqlite::types::Value::Null, Into::into));
         }
+        self.conn
+            .prepare_cached(&upsert_tats(updates.len()))
+            .db()?
+            .execute(rusqlite::params_from_iter(values))
+            .db()?;
         Ok(())
     }
 
     /// Applies refunds to existing rows, then, at most once per [`SWEEP_EVERY`], drops the rows
     /// at full budget for the retention time.
     pub fn refund_limits(&self, refunds: &[LimitRefund]) -> Result<()> {
-        let mut read = self.conn.prepare_cached("SELECT tat FROM limits WHERE key = ?1").db()?;
-        let mut write = self.conn.prepare_cached("UPDATE limits SET tat = ?2 WHERE key = ?1").db()?;
+        // `limits::refund` in SQL: back by `units` emission intervals, never before now.
+        let mut write =
+            self.conn.prepare_cached("UPDATE limits SET tat = max(tat - ?2, ?3) WHERE key = ?1").db()?;
         for r in refunds {
-            let tat: Option<i64> = read.query_row([&r.key], |row| row.get(0)).optional().db()?;
-            if let Some(tat) = tat {
-                write.execute(params![r.key, limits::refund(tat, self.now, r.rate, r.units)]).db()?;
-            }
+            write
+                .execute(params![r.key, r.rate.emission_us().saturating_mul(i64::from(r.units)), self.now])
+                .db()?;
         }
         let swept = self.shared.limits_swept_at.load(Ordering::Relaxed);
         if self.now.saturating_sub(swept) >= limits::micros(SWEEP_EVERY) {
@@ -66,6 +73,23 @@ impl Ctx<'_> {
         }
         Ok(())
     }
+}
+
+/// `SELECT key, tat FROM limits WHERE key IN (?1, …, ?n)`.
+fn select_tats(n: usize) -> String {
+    let params: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
+    format!("SELECT key, tat FROM limits WHERE key IN ({})", params.join(", "))
+}
+
+/// An upsert of `n` (key, tat, reference) rows; a NULL reference keeps the stored one.
+fn upsert_tats(n: usize) -> String {
+    let rows: Vec<String> =
+        (0..n).map(|i| format!("(?{}, ?{}, ?{})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
+    format!(
+        "INSERT INTO limits (key, tat, reference) VALUES {} ON CONFLICT (key) DO UPDATE SET tat = excluded.tat, \
+         reference = COALESCE(excluded.reference, limits.reference)",
+        rows.join(", ")
+    )
 }
 
 /// The reference stored with `key`.
