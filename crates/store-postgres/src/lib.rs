@@ -211,6 +211,7 @@ struct Inner {
 struct Groups {
     turns: Group<TurnCommit, ()>,
     creates: Group<CreateInstance, ()>,
+    limited_creates: Group<(CreateInstance, Vec<LimitCharge>), ()>,
     messages: Group<(String, HistoryEvent), ()>,
     completions: Group<batch::Completion, bool>,
 }
@@ -240,6 +241,7 @@ impl Groups {
         Groups {
             turns: group(store, |s, items| async move { s.commit_turn_batch(items).await }),
             creates: group(store, |s, items| async move { s.create_batch(items).await }),
+            limited_creates: group(store, |s, items| async move { s.create_limited_batch(items).await }),
             messages: group(store, |s, items| async move { s.send_batch(items).await }),
             completions: group(store, |s, items| async move { s.complete_batch(items).await }),
         }
@@ -555,7 +557,11 @@ impl Store for PostgresStore {
         if charges.is_empty() {
             return self.create_instance(request).await;
         }
-        self.create_limited(&request, &charges).await
+        self.check_open()?;
+        if request.parent.is_some() {
+            return self.create_limited(&request, &charges).await;
+        }
+        self.inner.groups.limited_creates.call((request, charges)).await
     }
 
     async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {

@@ -68,6 +68,7 @@ async fn a_version_1_schema_is_upgraded() {
         .batch_execute(&format!(
             "DROP FUNCTION {q}.commit_turns; DROP FUNCTION {q}.create_instances; \
              DROP FUNCTION {q}.send_messages; DROP FUNCTION {q}.complete_activities; \
+             DROP TABLE {q}.limits; \
              DELETE FROM {q}.schema_version WHERE version > 1"
         ))
         .await
