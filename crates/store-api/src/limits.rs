@@ -25,7 +25,7 @@ pub type Micros = i64;
 pub const LIMIT_RETENTION: Duration = Duration::from_secs(48 * 3600);
 
 /// At most `max` units per `period`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Rate {
     /// Units per period (at least 1).
     pub max: u32,
@@ -172,13 +172,17 @@ pub fn refund(tat: Micros, now: Micros, rate: Rate, units: u32) -> Micros {
     tat.saturating_sub(rate.emission_us().saturating_mul(Micros::from(units))).max(now)
 }
 
-/// Merges refunds of the same key (one write per key).
+/// Merges refunds of the same key and rate (one write per key), keeping first-seen order.
 pub fn merge_refunds(refunds: Vec<LimitRefund>) -> Vec<LimitRefund> {
-    let mut merged: Vec<LimitRefund> = Vec::new();
+    let mut index: HashMap<(String, Rate), usize> = HashMap::with_capacity(refunds.len());
+    let mut merged: Vec<LimitRefund> = Vec::with_capacity(refunds.len());
     for r in refunds {
-        match merged.iter_mut().find(|m| m.key == r.key && m.rate == r.rate) {
-            Some(m) => m.units = m.units.saturating_add(r.units),
-            None => merged.push(r),
+        match index.get(&(r.key.clone(), r.rate)) {
+            Some(&i) => merged[i].units = merged[i].units.saturating_add(r.units),
+            None => {
+                index.insert((r.key.clone(), r.rate), merged.len());
+                merged.push(r);
+            }
         }
     }
     merged
