@@ -239,16 +239,18 @@ impl Refunds {
 /// The answers a finished verification reserved and may give back: all on success or when it
 /// never got to check answers, else those left (from its custom status).
 fn unused_answers(finished: &FinishedInstance, attempts: u32) -> Option<u32> {
-    let left = finished
-        .custom_status
-        .as_ref()
-        .and_then(|s| s.decode::<crate::VerificationStatus>().ok())
-        .map(|s| s.attempts_left.min(attempts));
-    let verified = finished.output.as_ref().and_then(|o| o.decode::<bool>().ok()) == Some(true);
+    let verified = finished.output.as_ref().is_some_and(|o| o.as_str().trim() == "true");
+    let left = || {
+        finished
+            .custom_status
+            .as_ref()
+            .and_then(|s| s.decode::<crate::VerificationStatus>().ok())
+            .map(|s| s.attempts_left.min(attempts))
+    };
     match finished.status {
         RuntimeStatus::Completed if verified => Some(attempts),
         RuntimeStatus::Completed | RuntimeStatus::Terminated | RuntimeStatus::Failed => {
-            Some(left.unwrap_or(attempts))
+            Some(left().unwrap_or(attempts))
         }
         _ => None,
     }

@@ -133,10 +133,18 @@ pub fn charge(
     stored: impl Fn(&str) -> Option<Micros>,
     now: Micros,
 ) -> Result<Vec<(String, Micros, Option<String>)>, LimitRefusal> {
-    let mut tats: HashMap<&str, Micros> = HashMap::new();
+    // A start has a handful of charges: a vector beats a map here.
+    let mut tats: Vec<(&str, Micros)> = Vec::with_capacity(charges.len());
     let mut refusal: Option<LimitRefusal> = None;
     for c in charges {
-        let current = *tats.entry(c.key.as_str()).or_insert_with(|| stored(&c.key).unwrap_or(now));
+        let slot = match tats.iter().position(|(k, _)| *k == c.key) {
+            Some(i) => i,
+            None => {
+                tats.push((c.key.as_str(), stored(&c.key).unwrap_or(now)));
+                tats.len() - 1
+            }
+        };
+        let current = tats[slot].1;
         let emission = c.rate.emission_us();
         let new_tat = current.max(now).saturating_add(emission.saturating_mul(Micros::from(c.cost)));
         let allowed_until = now.saturating_add(c.rate.period_us());
@@ -147,23 +155,18 @@ pub fn charge(
             }
             continue;
         }
-        tats.insert(c.key.as_str(), new_tat);
+        tats[slot].1 = new_tat;
     }
     if let Some(refusal) = refusal {
         return Err(refusal);
     }
-    let mut out: Vec<(String, Micros, Option<String>)> = Vec::new();
-    for c in charges {
-        match out.iter_mut().find(|(k, _, _)| *k == c.key) {
-            Some(entry) => {
-                if c.reference.is_some() {
-                    entry.2 = c.reference.clone();
-                }
-            }
-            None => out.push((c.key.clone(), tats[c.key.as_str()], c.reference.clone())),
-        }
-    }
-    Ok(out)
+    Ok(tats
+        .into_iter()
+        .map(|(key, tat)| {
+            let reference = charges.iter().rev().filter(|c| c.key == key).find_map(|c| c.reference.clone());
+            (key.to_owned(), tat, reference)
+        })
+        .collect())
 }
 
 /// The TAT after giving back `units` at `now` (never before `now`: unused budget does not
