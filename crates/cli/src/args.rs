@@ -192,10 +192,11 @@ pub enum LogFormat {
 /// then defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth), [server.http]
-    /// (task_hub, system_keys, max_body_bytes, ...), [server.runtime] (concurrency, leases, cache),
-    /// [verification] (window, attempts, code_digits) and [twilio] (account_sid, auth_token,
-    /// phone_number, api_base_url). See README.md.
+    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, fresh_store),
+    /// [server.http] (task_hub, system_keys, max_body_bytes, wrong_keys_before_throttle,
+    /// max_backlog, ...), [server.runtime] (concurrency, leases, cache), [verification] (window,
+    /// attempts, code_digits, and [verification.limits]) and [twilio] (account_sid, auth_token,
+    /// phone_number, api_base_url, public_base_url, request_timeout). See README.md.
     #[arg(long, env = "DURABLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].

@@ -29,6 +29,7 @@ use durable_runtime::client::Error as ClientError;
 use durable_twilio::webhook::{SIGNATURE_HEADER, is_valid};
 use durable_twilio::{SecretString, mask_phone};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Path of the delivery status callback.
@@ -100,11 +101,7 @@ fn verified(
     );
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if !is_valid(hooks.options.auth_token.expose(), &url, &params, signature) {
-        tracing::warn!(
-            path = uri.path(),
-            signed = signature.is_some(),
-            "refused a Twilio webhook without a valid signature"
-        );
+        REFUSED.note(uri.path());
         return Err(Box::new(forbidden()));
     }
     let account = param(&params, "AccountSid");
@@ -113,6 +110,34 @@ fn verified(
         return Err(Box::new(StatusCode::NO_CONTENT.into_response()));
     }
     Ok(params)
+}
+
+/// Counts refused webhook requests and logs them at most once a minute, so a flood of forged
+/// requests cannot flood the log.
+struct RefusedLog {
+    count: AtomicU64,
+    logged_at: AtomicU64,
+}
+
+static REFUSED: RefusedLog = RefusedLog { count: AtomicU64::new(0), logged_at: AtomicU64::new(0) };
+
+impl RefusedLog {
+    fn note(&self, path: &str) {
+        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = self.logged_at.load(Ordering::Relaxed);
+        if now >= last + 60
+            && self.logged_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            self.count.fetch_sub(count, Ordering::Relaxed);
+            tracing::warn!(
+                path,
+                refused = count,
+                "refused a Twilio webhook without a valid signature ({count} since the last such line)"
+            );
+        }
+    }
 }
 
 fn public_base(options: &WebhookOptions, headers: &HeaderMap) -> String {
