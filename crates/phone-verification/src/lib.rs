@@ -184,8 +184,10 @@ pub async fn sms_phone_verification(ctx: OrchestrationContext, phone: Option<Str
     Ok(authorized)
 }
 
-/// Registers the sample's orchestrator, activity and answer hook on `registry`, and the start
-/// guard that refuses anything but an E.164 number before an instance is created.
+/// Registers the sample's orchestrator, activity and answer hook on `registry`; the start guard
+/// that refuses anything but an E.164 number before an instance is created and charges the
+/// abuse limits of `options.limits`; and the finished hook that gives back the answers a
+/// finished verification did not use.
 pub fn register(
     registry: Registry,
     sms: Arc<dyn SmsSender>,
