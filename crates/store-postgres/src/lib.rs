@@ -104,6 +104,11 @@
 //! (LISTEN does not work in transaction pooling). Connections are made without TLS for now
 //! (`sslmode=disable`/`prefer`), so reach a remote server over a private network or a tunnel.
 //!
+//! **What a purge leaves.** A purge deletes the rows, but PostgreSQL keeps the old row versions
+//! in the table files until `VACUUM` (autovacuum) marks their space free, and the bytes stay
+//! until the space is reused; the WAL, replicas, WAL archives and backups keep them for their own
+//! retention. Run `VACUUM` (or `VACUUM FULL`) on the schema's tables to make a purge final.
+//!
 //! Status-row timestamps are kept at microsecond precision (event timestamps inside histories
 //! and messages keep full precision).
 #![warn(missing_docs)]
