@@ -139,6 +139,12 @@ pub struct BenchArgs {
     /// OTLP/HTTP receiver on 127.0.0.1 that decodes and counts the spans. [default: off]
     #[arg(long)]
     pub tracing: bool,
+    /// Charge the sample's abuse limits on every start, as `durable serve` does (SMS per number,
+    /// failed answers per number, SMS per minute, starts per client over HTTP), each
+    /// verification with a number of its own and every budget raised so none refuses: measures
+    /// what the limits cost. Without it the limits are lifted (the summary says which).
+    #[arg(long)]
+    pub limits: bool,
 }
 
 impl BenchArgs {
@@ -162,6 +168,7 @@ impl BenchArgs {
             keep: false,
             metrics: false,
             tracing: false,
+            limits: false,
         }
     }
 }

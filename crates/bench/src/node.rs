@@ -5,7 +5,9 @@ use crate::measure::sqlite_bytes;
 use crate::sender::{BenchSender, Delivery, FreezableClock};
 use anyhow::{Context, bail};
 use durable_http::{HttpOptions, HttpState};
-use durable_phone_verification::{EVENT, ORCHESTRATOR, VerificationKey, VerificationOptions};
+use durable_phone_verification::{
+    EVENT, LimitOptions, ORCHESTRATOR, RateSetting, VerificationKey, VerificationOptions,
+};
 use durable_runtime::{Client, Registry, Runtime, RuntimeMetrics, RuntimeOptions};
 use durable_server::{Server, ServerOptions};
 use durable_store::{InstanceState, Store, StoreMetrics};
@@ -19,8 +21,30 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// The phone number every bench verification is started with.
+/// The phone number every bench verification is started with (unless limits are charged: then
+/// each has its own, see [`phone_of`]).
 pub const PHONE: &str = "+14255550100";
+
+/// The number of the verification `id` when limits are charged: one number per verification,
+/// as real traffic has, so per-number budgets never refuse.
+pub fn phone_of(id: &str) -> String {
+    let n = crate::sender::instance_index(id).unwrap_or(0);
+    format!("+1425{:07}", n % 10_000_000)
+}
+
+/// The sample's default limits with every budget raised far beyond any run: charged on every
+/// start like in `durable serve`, refusing nothing.
+fn bench_limits() -> LimitOptions {
+    let huge = |per| RateSetting::new(u32::MAX / 2, per);
+    let d = LimitOptions::default();
+    LimitOptions {
+        sms_per_number: huge(d.sms_per_number.per),
+        failed_answers_per_number: huge(d.failed_answers_per_number.per),
+        starts_per_client: huge(d.starts_per_client.per),
+        sms_global: huge(d.sms_global.per),
+        ..d
+    }
+}
 /// Longest wait for one verification (a stuck engine must fail the run, not hang it).
 pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
@@ -50,6 +74,8 @@ pub struct NodeConfig {
     pub max_concurrent_turns: Option<usize>,
     /// `--metrics`: the in-process server serves and records metrics (it does by default).
     pub metrics: bool,
+    /// Charge the sample's limits (with budgets nothing reaches) instead of lifting them.
+    pub limits: bool,
 }
 
 impl NodeConfig {
@@ -71,6 +97,7 @@ impl NodeConfig {
             nodes: 1,
             max_concurrent_turns: None,
             metrics: false,
+            limits: false,
         })
     }
 
@@ -150,6 +177,8 @@ pub struct Node {
     client: Client,
     /// More runtimes on the same database (`--nodes`), each on its own store connection.
     others: Vec<(Runtime, Arc<dyn Store>)>,
+    /// One number per verification (limits are charged).
+    limits: bool,
 }
 
 impl Node {
@@ -161,7 +190,8 @@ impl Node {
         clock: Option<Arc<FreezableClock>>,
     ) -> anyhow::Result<(Node, mpsc::UnboundedReceiver<Delivery>)> {
         let (sender, codes) = BenchSender::new();
-        let options = VerificationOptions { window: config.window, ..VerificationOptions::default() };
+        let limits = if config.limits { bench_limits() } else { LimitOptions::off() };
+        let options = VerificationOptions { window: config.window, limits, ..VerificationOptions::default() };
         let make_registry = || {
             durable_phone_verification::register(
                 Registry::new(),
@@ -192,11 +222,23 @@ impl Node {
                 };
                 options.metrics.enabled = config.metrics;
                 options.http.system_keys = vec![config.system_key.clone()];
+                // The bench measures the engine: no load shedding of its own starts.
+                options.http.max_backlog = 0;
                 let server = Server::start(options, registry).await.context("cannot start the server")?;
-                let http = HttpApi::new(&format!("http://{}", server.local_addr()), &config.system_key)?;
+                let http = HttpApi::new(
+                    &format!("http://{}", server.local_addr()),
+                    &config.system_key,
+                    config.limits,
+                )?;
                 let store = server.runtime().store().clone();
                 let client = server.client();
-                Node { engine: Engine::Server { server, http }, store, client, others: Vec::new() }
+                Node {
+                    engine: Engine::Server { server, http },
+                    store,
+                    client,
+                    others: Vec::new(),
+                    limits: config.limits,
+                }
             }
             (kind, via_http) => {
                 let store = open_store(kind, config).await?;
@@ -211,12 +253,16 @@ impl Node {
                         client.clone(),
                         HttpOptions {
                             system_keys: vec![config.system_key.clone()],
+                            max_backlog: 0,
                             ..HttpOptions::default()
                         },
                     )?;
                     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-                    let http =
-                        HttpApi::new(&format!("http://{}", listener.local_addr()?), &config.system_key)?;
+                    let http = HttpApi::new(
+                        &format!("http://{}", listener.local_addr()?),
+                        &config.system_key,
+                        config.limits,
+                    )?;
                     let (stop, stopped) = oneshot::channel::<()>();
                     let serving = tokio::spawn(async move {
                         let shutdown = async move {
@@ -238,7 +284,7 @@ impl Node {
                     let runtime = Runtime::start(store.clone(), make_registry()?, config.runtime_options())?;
                     others.push((runtime, store));
                 }
-                Node { engine, store, client, others }
+                Node { engine, store, client, others, limits: config.limits }
             }
         };
         Ok((node, codes))
@@ -247,7 +293,7 @@ impl Node {
     /// Stops the runtime (and HTTP server) and closes the store; everything acknowledged is
     /// durable afterwards and the database can be reopened.
     pub async fn shutdown(self) {
-        let Node { engine, store, client, others } = self;
+        let Node { engine, store, client, others, .. } = self;
         drop(client);
         for (runtime, store) in others {
             runtime.shutdown().await;
@@ -324,7 +370,8 @@ impl Node {
     pub async fn start_verification(&self, id: &str) -> anyhow::Result<()> {
         match &self.engine {
             Engine::InProcess { .. } => {
-                self.client_for(id).start_with_id(ORCHESTRATOR, id, PHONE).await?;
+                let phone = if self.limits { phone_of(id) } else { PHONE.to_owned() };
+                self.client_for(id).start_with_id(ORCHESTRATOR, id, &phone).await?;
             }
             Engine::Server { http, .. } | Engine::Http { http, .. } => http.start(id).await?,
         }
@@ -411,15 +458,17 @@ struct HttpApi {
     http: reqwest::Client,
     base: String,
     key: String,
+    /// One number per verification (limits are charged).
+    own_numbers: bool,
 }
 
 impl HttpApi {
-    fn new(base: &str, key: &str) -> anyhow::Result<Self> {
+    fn new(base: &str, key: &str, own_numbers: bool) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(60))
             .timeout(Duration::from_secs(60))
             .build()?;
-        Ok(HttpApi { http, base: base.to_owned(), key: key.to_owned() })
+        Ok(HttpApi { http, base: base.to_owned(), key: key.to_owned(), own_numbers })
     }
 
     async fn start(&self, id: &str) -> anyhow::Result<()> {
@@ -429,7 +478,7 @@ impl HttpApi {
             .post(url)
             .header("x-functions-key", &self.key)
             .header("content-type", "application/json")
-            .body(serde_json::to_string(PHONE)?)
+            .body(serde_json::to_string(&if self.own_numbers { phone_of(id) } else { PHONE.to_owned() })?)
             .send()
             .await?;
         expect_status(response, reqwest::StatusCode::ACCEPTED, "start").await

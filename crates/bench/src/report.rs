@@ -108,6 +108,9 @@ pub struct Report {
     pub window_secs: u64,
     /// `--max-concurrent-turns`, when set (otherwise the runtime's default).
     pub max_concurrent_turns: Option<usize>,
+    /// `--limits`: the sample's abuse limits were charged on every start (with budgets none
+    /// reached); otherwise they were lifted.
+    pub limits: bool,
     /// Where the database was.
     pub data_dir: String,
     /// Logical CPUs of the machine.
@@ -183,6 +186,15 @@ impl Report {
         if let Some(turns) = self.max_concurrent_turns {
             let _ = writeln!(s, "max concurrent turns: {turns} per node");
         }
+        let _ = writeln!(
+            s,
+            "abuse limits: {}",
+            if self.limits {
+                "charged on every start (one number per verification, budgets raised so none refuses)"
+            } else {
+                "LIFTED for the benchmark (`durable serve` enforces them; --limits charges them)"
+            }
+        );
         let _ = writeln!(s, "data directory: {}", self.data_dir);
         for p in &self.phases {
             let _ = writeln!(

@@ -133,6 +133,7 @@ impl Ctx {
         config.nodes = self.args.nodes.max(1);
         config.max_concurrent_turns = self.args.max_concurrent_turns;
         config.metrics = self.args.metrics;
+        config.limits = self.args.limits;
         Ok(config)
     }
 
@@ -154,6 +155,7 @@ impl Ctx {
             via_http: self.args.via_http,
             window_secs: self.window.as_secs(),
             max_concurrent_turns: self.args.max_concurrent_turns,
+            limits: self.args.limits,
             data_dir: self.data_dir.display().to_string(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             phases,

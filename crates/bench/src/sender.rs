@@ -1,7 +1,7 @@
 //! The bench SMS sender, instance ids, and the engine clock the timeout scenario freezes.
 
 use async_trait::async_trait;
-use durable_phone_verification::{SmsError, SmsSender};
+use durable_phone_verification::{Sms, SmsError, SmsReceipt, SmsSender};
 use durable_store::{Clock, SystemClock};
 use jiff::Timestamp;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,8 +28,9 @@ impl BenchSender {
 
 #[async_trait]
 impl SmsSender for BenchSender {
-    async fn send(&self, _to: &str, body: &str, reference: &str) -> Result<(), SmsError> {
-        let permanent = |message: String| SmsError { message, permanent: true };
+    async fn send(&self, sms: &Sms<'_>) -> Result<SmsReceipt, SmsError> {
+        let (body, reference) = (sms.body, sms.reference);
+        let permanent = SmsError::permanent;
         // `reference` is "{instance_id}:{execution_id}:{task_id}"; split from the right in
         // case an instance id contains ':'.
         let instance = reference
@@ -46,7 +47,7 @@ impl SmsSender for BenchSender {
             .ok_or_else(|| permanent("the SMS text does not end with a 4-digit code".into()))?;
         // A closed channel means the driver is gone (shutting down); nothing to deliver to.
         let _ = self.codes.send((index, code));
-        Ok(())
+        Ok(SmsReceipt { status: "delivered".into() })
     }
 
     fn describe(&self) -> String {
@@ -138,10 +139,11 @@ mod tests {
         let ids = Ids::new();
         let (sender, mut rx) = BenchSender::new();
         let reference = format!("{}:exec:0", ids.id(42));
-        sender.send("+1", "Your verification code is 0042", &reference).await.unwrap();
+        let sms = |body, reference| Sms { to: "+14255550100", body, reference, instance_id: "i" };
+        sender.send(&sms("Your verification code is 0042", &reference)).await.unwrap();
         assert_eq!(rx.recv().await, Some((42, 42)));
-        assert!(sender.send("+1", "Your verification code is 0042", "nope:exec:0").await.is_err());
-        assert!(sender.send("+1", "no code", &reference).await.is_err());
+        assert!(sender.send(&sms("Your verification code is 0042", "nope:exec:0")).await.is_err());
+        assert!(sender.send(&sms("no code", &reference)).await.is_err());
     }
 
     #[test]

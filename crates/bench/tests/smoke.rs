@@ -44,6 +44,19 @@ async fn verify_ends_every_instance_true() {
     assert!(r.resources.db_bytes > 0);
 }
 
+/// `--limits` charges the sample's limits on every start (and refuses none); by default they
+/// are lifted, and the report says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_with_limits_charged_over_http_ends_every_instance_true() {
+    let r = bench(&["verify", "-n", "20", "--via-http", "--limits"]).await;
+    assert!(r.limits);
+    assert!(r.to_text().contains("abuse limits: charged on every start"));
+    assert_all_checked(&r, 20);
+    let lifted = bench(&["verify", "-n", "5"]).await;
+    assert!(!lifted.limits);
+    assert!(lifted.to_text().contains("abuse limits: LIFTED"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_over_http_ends_every_instance_true() {
     let r = bench(&["verify", "-n", "10", "--via-http"]).await;

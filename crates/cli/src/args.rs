@@ -103,10 +103,12 @@ pub enum LogFormat {
 /// then defaults.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, local_rpc_port), [server.http]
-    /// (task_hub, system_keys, max_body_bytes, ...), [server.runtime] (concurrency, leases, cache),
-    /// [verification] (window, attempts, code_digits) and [twilio] (account_sid, auth_token,
-    /// phone_number, api_base_url). See README.md.
+    /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, fresh_store,
+    /// local_rpc_port), [server.http] (task_hub, system_keys, max_body_bytes,
+    /// wrong_keys_before_throttle, max_backlog, ...), [server.runtime] (concurrency, leases,
+    /// cache), [server.metrics], [verification] (window, attempts, code_digits, and
+    /// [verification.limits]) and [twilio] (account_sid, auth_token, phone_number, api_base_url,
+    /// public_base_url, request_timeout). See README.md.
     #[arg(long, env = "DURABLE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1].
@@ -155,6 +157,21 @@ pub struct ServeArgs {
     /// Length of the verification code, 4 to 10 [default: 4].
     #[arg(long)]
     pub code_digits: Option<u32>,
+    /// Lift the verification abuse limits (SMS per number, failed answers per number, starts
+    /// per client, SMS for all numbers; see [verification.limits] and SECURITY.md). Local
+    /// experiments only: without them anyone with the system key can send SMS without bound.
+    #[arg(long)]
+    pub no_verification_limits: bool,
+    /// The public base URL of this server as Twilio reaches it, e.g. https://verify.example.com:
+    /// SMS then ask Twilio for delivery status callbacks at <URL>/twilio/status, and the
+    /// webhooks /twilio/status and /twilio/sms check Twilio's signature against this URL.
+    #[arg(long, env = "DURABLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Create a new, empty store even though the data directory was used before (it holds
+    /// keys) and its database is missing or empty. Without it `serve` refuses to start there,
+    /// since every instance would silently be gone.
+    #[arg(long)]
+    pub fresh_store: bool,
     /// Twilio account SID (AC…). With the auth token and phone number, SMS go through Twilio.
     #[arg(long, env = "TwilioAccountSid")]
     pub twilio_account_sid: Option<String>,

@@ -69,8 +69,20 @@ mod tests {
         let reader = OutboxReader::new(dir.path());
         assert!(reader.messages_for("x").unwrap().is_empty(), "no file yet");
         let outbox = DevOutbox::new(dir.path());
-        outbox.send("+14255550100", "Your verification code is 1234", "inst:e1:0").await.unwrap();
-        outbox.send("+14255550101", "Your verification code is 9999", "inst:2:e1:0").await.unwrap();
+        let sms = |to, body, reference, instance_id| durable_phone_verification::Sms {
+            to,
+            body,
+            reference,
+            instance_id,
+        };
+        outbox
+            .send(&sms("+14255550100", "Your verification code is 1234", "inst:e1:0", "inst"))
+            .await
+            .unwrap();
+        outbox
+            .send(&sms("+14255550101", "Your verification code is 9999", "inst:2:e1:0", "inst:2"))
+            .await
+            .unwrap();
         let mine = reader.messages_for("inst").unwrap();
         assert_eq!(mine.len(), 1);
         assert_eq!(

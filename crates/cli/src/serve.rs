@@ -37,6 +37,10 @@ pub struct TwilioSection {
     pub auth_token: Option<String>,
     pub phone_number: Option<String>,
     pub api_base_url: Option<String>,
+    /// This server's public base URL as Twilio reaches it (status callbacks, webhook signatures).
+    pub public_base_url: Option<String>,
+    /// Deadline of one request to Twilio, e.g. "10s" (the sample retries within the window).
+    pub request_timeout: Option<String>,
 }
 
 /// Everything `serve` runs with, after merging flags, environment, file and defaults.
@@ -44,6 +48,8 @@ pub struct Settings {
     pub server: ServerOptions,
     pub verification: VerificationOptions,
     pub twilio: Option<TwilioConfig>,
+    /// This server's public base URL as Twilio reaches it.
+    pub public_base_url: Option<String>,
 }
 
 pub fn settings(args: &ServeArgs) -> Result<Settings> {
@@ -121,6 +127,12 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     if let Some(d) = args.code_digits {
         verification.code_digits = d;
     }
+    if args.no_verification_limits {
+        verification.limits.enabled = false;
+    }
+    if args.fresh_store {
+        server.fresh_store = true;
+    }
     verification.validate().map_err(anyhow::Error::msg)?;
 
     let section = file.twilio.unwrap_or_default();
@@ -128,12 +140,29 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
     let auth_token = std::env::var("TwilioAuthToken").ok().filter(|t| !t.is_empty()).or(section.auth_token);
     let phone_number = args.twilio_phone_number.clone().or(section.phone_number);
     let base_url = args.twilio_base_url.clone().or(section.api_base_url);
+    let public_base_url = args.public_url.clone().or(section.public_base_url);
+    if let Some(url) = &public_base_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        bail!(
+            "the public URL '{url}' must start with https:// (or http:// for local tests), e.g. https://verify.example.com"
+        );
+    }
+    let request_timeout = section
+        .request_timeout
+        .as_deref()
+        .map(durable_phone_verification::parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("[twilio] request_timeout: {e}"))?;
     let twilio = match (account_sid, auth_token, phone_number) {
         (None, None, None) => None,
         (Some(sid), Some(token), Some(from)) => {
             let mut config = TwilioConfig::new(sid, token, from);
             if let Some(url) = base_url {
                 config = config.with_base_url(url);
+            }
+            if let Some(timeout) = request_timeout {
+                config.request_timeout = timeout;
             }
             config.validate().context("invalid Twilio settings")?;
             Some(config)
@@ -150,7 +179,7 @@ pub fn settings(args: &ServeArgs) -> Result<Settings> {
             bail!("Twilio is partly configured: also set {}", missing.join(" and "));
         }
     };
-    Ok(Settings { server, verification, twilio })
+    Ok(Settings { server, verification, twilio, public_base_url })
 }
 
 fn verification_key(data_dir: &Path) -> Result<VerificationKey> {
@@ -164,6 +193,28 @@ fn verification_key(data_dir: &Path) -> Result<VerificationKey> {
                 .with_context(|| format!("cannot use the verification key {}", path.display()))
         }
     }
+}
+
+/// One line with the limits in force, or a loud warning when they are lifted.
+fn log_limits(limits: &durable_phone_verification::LimitOptions) {
+    let rate = |r: durable_phone_verification::RateSetting| {
+        format!("{} per {}", r.max, durable_store::limits::describe_period(r.per))
+    };
+    if !limits.enabled {
+        tracing::warn!(
+            "verification limits are LIFTED (--no-verification-limits / enabled = false): anyone with the system key \
+             can send SMS without bound and guess codes across verifications; see SECURITY.md"
+        );
+        return;
+    }
+    tracing::info!(
+        sms_per_number = %rate(limits.sms_per_number),
+        failed_answers_per_number = %rate(limits.failed_answers_per_number),
+        starts_per_client = %rate(limits.starts_per_client),
+        sms_global = %rate(limits.sms_global),
+        country_codes = %if limits.country_codes.is_empty() { "all".to_owned() } else { limits.country_codes.join(", ") },
+        "verification limits in force"
+    );
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), and, when `tracing` is given, its
@@ -192,20 +243,43 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "OpenTelemetry tracing is on: spans go to the OTLP endpoint of OTEL_EXPORTER_OTLP_ENDPOINT"
         );
     }
-    let settings = settings(&args)?;
+    let mut settings = settings(&args)?;
     let data_dir = settings.server.data_dir.clone();
     let allow_no_auth = settings.server.allow_no_auth;
     let store_description = durable_server::describe_store(&settings.server);
+    // Before any key file is written: a data directory that was used before must still have
+    // its database; a new one gets a new store.
+    durable_server::check_data_dir(&settings.server)?;
+    if durable_server::data_dir_marker(&data_dir).is_none() {
+        settings.server.fresh_store = true;
+    }
     // The port first: a clash must not leave a new data directory and keys behind.
     let dashboard = settings.server.dashboard;
+    let webhook_forwarding = settings.server.http.trust_forwarded_headers;
     let bound = Server::bind(settings.server).await?;
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let key = verification_key(&data_dir)?;
     let mut outbox: Option<Arc<dyn durable_dashboard::Outbox>> = None;
+    let webhooks =
+        settings.twilio.as_ref().map(|config| durable_phone_verification::webhooks::WebhookOptions {
+            auth_token: config.auth_token.clone(),
+            account_sid: config.account_sid.clone(),
+            public_base_url: settings.public_base_url.clone(),
+            trust_forwarded_headers: webhook_forwarding,
+            key: key.clone(),
+            code_digits: settings.verification.code_digits,
+        });
     let sms: Arc<dyn SmsSender> = match settings.twilio {
         Some(config) => {
-            Arc::new(TwilioSender::new(TwilioClient::new(config).context("invalid Twilio settings")?))
+            let sender = TwilioSender::new(TwilioClient::new(config).context("invalid Twilio settings")?);
+            match &settings.public_base_url {
+                Some(url) => Arc::new(sender.with_status_callbacks(url)),
+                None => {
+                    tracing::info!("no public URL set (--public-url): SMS delivery status callbacks are off");
+                    Arc::new(sender)
+                }
+            }
         }
         None => {
             tracing::warn!(
@@ -241,7 +315,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             "authentication is DISABLED (--no-auth): anyone who can reach the port can manage instances"
         );
     }
-    let server = bound.start_with(registry, extras).await?;
+    log_limits(&settings.verification.limits);
+    let server = bound
+        .start_with(registry, extras, |client| match webhooks {
+            Some(options) => durable_phone_verification::webhooks::router(client, options),
+            None => axum::Router::new(),
+        })
+        .await?;
     tracing::info!(
         addr = %server.local_addr(),
         store = %store_description,

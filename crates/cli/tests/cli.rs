@@ -245,9 +245,14 @@ fn waiting_says_how_the_instance_ended_in_the_exit_code() {
     let (_dir, server) = server();
     let done = verified(&server, "+14255550140", None);
     assert_eq!(durable(&server, &["status", &done, "--wait"]).code, 0);
-    // A number is not a phone number: the orchestrator cannot decode its input.
-    let failed = start(&server, "42", None);
-    let run = durable(&server, &["status", &failed, "--wait", "--timeout", "60s"]);
+    // Twilio refuses the number (21211, the fake's magic invalid number): the verification fails.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let twilio = rt.block_on(fake_twilio());
+    let twilio_dir = tempfile::tempdir().unwrap();
+    let launch = Launch { twilio: Some(twilio.base_url()), ..Default::default() };
+    let with_twilio = Durable::start(&twilio_dir.path().join("data"), &launch);
+    let failed = start(&with_twilio, "+15005550001", None);
+    let run = durable(&with_twilio, &["status", &failed, "--wait", "--timeout", "60s"]);
     assert_eq!(run.code, 3, "Failed: {}{}", run.stdout, run.stderr);
     let stopped = start(&server, "+14255550141", None);
     durable(&server, &["terminate", &stopped, "--reason", "user gave up"]).ok();
@@ -557,7 +562,8 @@ fn errors_say_which_flag_or_command_fixes_them() {
     let unknown = durable(&server, &["start", "NoSuchOrchestrator"]);
     assert!(unknown.stderr.contains("registered: E4_SmsPhoneVerification"), "{}", unknown.stderr);
     let busy = start(&server, "+14255550191", Some("busy"));
-    let again = durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "+1", "--id", &busy]);
+    let again =
+        durable(&server, &["start", "E4_SmsPhoneVerification", "--input", "+14255550192", "--id", &busy]);
     assert!(
         again.stderr.contains("pick another --id") && again.stderr.contains("durable terminate busy"),
         "{}",

@@ -110,12 +110,11 @@ async fn failures_and_bad_requests() {
         &Launch { twilio: Some(twilio.base_url()), ..Default::default() },
     );
 
-    // An empty phone number fails the instance with a clear message.
+    // An empty phone number is refused before any instance exists (E.164 only).
     for body in ["\"\"", ""] {
-        let start = durable.start_verification(body).await;
-        let done = durable.finished(&start).await;
-        assert_eq!(done["runtimeStatus"], "Failed", "{body}: {done}");
-        assert!(done["output"].as_str().unwrap().contains("a phone number is required"), "{done}");
+        let response = durable.post(&durable.url("/api/orchestrators/E4_SmsPhoneVerification"), body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert!(response.text().await.unwrap().contains("E.164"), "{body}");
     }
 
     // Twilio refuses the number (21211): the instance fails with Twilio's message.

@@ -16,6 +16,8 @@ pub struct ApiError {
     pub kind: &'static str,
     /// Human-readable message.
     pub message: String,
+    /// `Retry-After` in seconds (429 and 503 answers that know when to come back).
+    pub retry_after: Option<u64>,
 }
 
 /// The JSON body of every error response: our `error` (kind) and `message`, then the fields of
@@ -41,7 +43,13 @@ pub(crate) const JSON_HINT: &str = "The body must be one strict JSON document (R
 impl ApiError {
     /// An error with `status`, `kind` and `message`.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, message: message.into() }
+        ApiError { status, kind, message: message.into(), retry_after: None }
+    }
+
+    /// The same error with a `Retry-After: secs` header.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -145,14 +153,13 @@ impl From<ClientError> for ApiError {
             ClientError::InvalidInstanceId(_) => ApiError::new(
                 S::BAD_REQUEST,
                 "InvalidInstanceId",
-                format!(
-                    "{e}; use 1 to 256 characters, without / \\ # ? or control characters, not starting with @"
-                ),
+                format!("{e}; {}", durable_runtime::client::INSTANCE_ID_RULES),
             ),
             ClientError::InvalidEventName(_) => {
                 ApiError::new(S::BAD_REQUEST, "InvalidEventName", e.to_string())
             }
             ClientError::InvalidInput(_) => ApiError::new(S::BAD_REQUEST, "InvalidInput", e.to_string()),
+            ClientError::RateLimited(refusal) => rate_limited(&refusal),
             ClientError::Conflict(_) => ApiError::new(S::CONFLICT, "Conflict", e.to_string()),
             ClientError::Timeout { .. } => ApiError::new(S::SERVICE_UNAVAILABLE, "Timeout", e.to_string()),
             ClientError::Store(store) => store.into(),
@@ -181,6 +188,17 @@ impl From<StoreError> for ApiError {
                     "the store is unavailable (shutting down or unreachable); retry later",
                 )
             }
+            StoreError::RateLimited(refusal) => rate_limited(&refusal),
+            StoreError::StorageFull(_) => {
+                tracing::error!(error = %e, "the store's disk is full: writes are refused until space is freed");
+                ApiError::new(
+                    S::INSUFFICIENT_STORAGE,
+                    "InsufficientStorage",
+                    "the server's storage is full, so nothing was saved; retry once the operator has freed disk space \
+                     (the server resumes by itself)",
+                )
+                .with_retry_after(30)
+            }
             StoreError::LeaseLost | StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store error while serving a request");
                 ApiError::internal()
@@ -206,6 +224,27 @@ impl ApiError {
     }
 }
 
+/// `429 Too Many Requests` for a start a rate limit refused: names the limit and when to retry.
+fn rate_limited(refusal: &durable_store::LimitRefusal) -> ApiError {
+    let secs = refusal.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let at = jiff::Timestamp::now()
+        .checked_add(std::time::Duration::from_secs(secs))
+        .map(|t| format!(" (at {})", t.round(jiff::Unit::Second).unwrap_or(t)))
+        .unwrap_or_default();
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "RateLimited",
+        format!(
+            "the start was refused by the limit '{}' ({} per {}): no instance was created and no message sent; \
+             retry in {secs} s{at}",
+            refusal.limit,
+            refusal.rate.max,
+            durable_store::limits::describe_period(refusal.rate.period),
+        ),
+    )
+    .with_retry_after(secs)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&ErrorBody {
@@ -220,6 +259,9 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::JSON_CONTENT_TYPE));
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         response
     }
 }

@@ -4,6 +4,7 @@ use crate::error::ApiError;
 use crate::extract::{Body, PathArgs, json_payload};
 use crate::params::Params;
 use crate::status::{StatusPayload, render_history};
+use crate::throttle::ClientIp;
 use crate::trace_context::{CallerSpan, with_traceparent};
 use crate::urls::{CheckStatus, Origin};
 use crate::{HttpState, json_response};
@@ -11,9 +12,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use durable_core::RuntimeStatus;
-use durable_runtime::client::Error as ClientError;
+use durable_runtime::client::{Error as ClientError, StartFrom};
 use durable_store::{InstanceQuery, InstanceState, PurgeFilter};
 use serde::Serialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Request and response header of list paging.
@@ -31,10 +33,11 @@ pub(crate) async fn start_http(
     State(state): State<HttpState>,
     origin: Origin,
     caller: CallerSpan,
+    ClientIp(ip): ClientIp,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, caller, Params::default(), name, None, body).await
+    start(state, origin, Caller { span: caller, ip }, Params::default(), name, None, body).await
 }
 
 /// `POST /orchestrators/{name}/{id}` and `/api/orchestrators/{name}/{id}`.
@@ -42,10 +45,11 @@ pub(crate) async fn start_http_with_id(
     State(state): State<HttpState>,
     origin: Origin,
     caller: CallerSpan,
+    ClientIp(ip): ClientIp,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, caller, Params::default(), name, Some(id), body).await
+    start(state, origin, Caller { span: caller, ip }, Params::default(), name, Some(id), body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}`; honours `timeout` + `pollingInterval`.
@@ -53,11 +57,12 @@ pub(crate) async fn start_builtin(
     State(state): State<HttpState>,
     origin: Origin,
     caller: CallerSpan,
+    ClientIp(ip): ClientIp,
     params: Params,
     PathArgs(name): PathArgs<String>,
     body: Body,
 ) -> Result {
-    start(state, origin, caller, params, name, None, body).await
+    start(state, origin, Caller { span: caller, ip }, params, name, None, body).await
 }
 
 /// Built-in `POST {base}/orchestrators/{name}/{id}`.
@@ -65,17 +70,24 @@ pub(crate) async fn start_builtin_with_id(
     State(state): State<HttpState>,
     origin: Origin,
     caller: CallerSpan,
+    ClientIp(ip): ClientIp,
     params: Params,
     PathArgs((name, id)): PathArgs<(String, String)>,
     body: Body,
 ) -> Result {
-    start(state, origin, caller, params, name, Some(id), body).await
+    start(state, origin, Caller { span: caller, ip }, params, name, Some(id), body).await
+}
+
+/// Who sent a start request: its span (a W3C `traceparent`) and its address.
+struct Caller {
+    span: CallerSpan,
+    ip: Option<IpAddr>,
 }
 
 async fn start(
     state: HttpState,
     origin: Origin,
-    CallerSpan(caller): CallerSpan,
+    Caller { span: CallerSpan(caller), ip: client_ip }: Caller,
     params: Params,
     name: String,
     id: Option<String>,
@@ -83,7 +95,9 @@ async fn start(
 ) -> Result {
     let input = json_payload(&body)?;
     let wait = wait_time(&params, &state)?;
-    let started = state.client.start_traced(&name, id.as_deref(), input, caller.as_ref()).await?;
+    state.load_shed.admit(&state.client).await?;
+    let from = StartFrom { client_addr: client_ip, caller: caller.as_ref() };
+    let started = state.client.start_from(&name, id.as_deref(), input, from).await?;
     let id = &started.instance_id;
     let response = match wait {
         Some(timeout) => wait_or_check_status(&state, &origin, &params, id, timeout).await?,
@@ -428,6 +442,7 @@ pub(crate) async fn restart(
     PathArgs(id): PathArgs<String>,
 ) -> Result {
     let wait = wait_time(&params, &state)?;
+    state.load_shed.admit(&state.client).await?;
     let new_id = state.client.restart(&id, params.flag("restartWithNewInstanceId", true)).await?;
     match wait {
         Some(timeout) => wait_or_check_status(&state, &origin, &params, &new_id, timeout).await,

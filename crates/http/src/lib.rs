@@ -26,7 +26,11 @@
 //! unknown instance is 404; JSON is parsed strictly (`0042` is a 400, not octal 34);
 //! unparsable time filters and unknown `runtimeStatus` names are 400 instead of being ignored
 //! (`Canceled`, which is never produced, is accepted and matches nothing); a `taskHub` other
-//! than ours is a 400.
+//! than ours is a 400; instance ids must be printable (not `.`/`..`, no whitespace at either
+//! end, no control, bidirectional or invisible characters). A start refused by a rate limit of
+//! the orchestrator's start guard is a 429 with `Retry-After`; after a few wrong keys a client
+//! address gets 429s for growing periods; while the engine's backlog is over
+//! [`HttpOptions::max_backlog`], starts get 503; a full disk is 507.
 //!
 //! **Purge never deletes an unfinished instance unless asked with `force=true`.** The official
 //! SDKs accept only 200 and 404 from purge, so `DELETE /instances/{id}` of a Pending, Running or
@@ -78,6 +82,7 @@ mod options;
 mod params;
 mod serve;
 mod status;
+mod throttle;
 mod trace_context;
 mod urls;
 
@@ -119,13 +124,20 @@ pub struct HttpState {
     pub(crate) options: Arc<HttpOptions>,
     /// `GET /metrics`, when metrics are on.
     pub(crate) metrics: Option<metrics::MetricsEndpoint>,
+    pub(crate) auth_throttle: Arc<throttle::AuthThrottle>,
+    pub(crate) load_shed: Arc<throttle::LoadShed>,
 }
 
 impl HttpState {
     /// Validates `options` and bundles them with `client`.
     pub fn new(client: Client, options: HttpOptions) -> Result<Self, Error> {
         options.validate().map_err(Error::InvalidOptions)?;
-        Ok(HttpState { client, options: Arc::new(options), metrics: None })
+        let auth_throttle = Arc::new(throttle::AuthThrottle::new(
+            options.wrong_keys_before_throttle,
+            options.max_wrong_key_block,
+        ));
+        let load_shed = Arc::new(throttle::LoadShed::new(options.max_backlog));
+        Ok(HttpState { client, options: Arc::new(options), metrics: None, auth_throttle, load_shed })
     }
 
     /// Serves `GET /metrics` (Prometheus text format) from `handle` (see
@@ -173,7 +185,14 @@ fn webhook_routes() -> Router<HttpState> {
 
 /// The whole API. Test it with `tower::ServiceExt::oneshot`; serve it with [`serve`].
 pub fn router(state: HttpState) -> Router {
-    build(state, Router::new())
+    router_with(state, Router::new())
+}
+
+/// The whole API plus `extra` routes (e.g. an application's webhooks), which get the same
+/// request timeout, JSON error bodies, security headers and request logs but not the system
+/// key check: they authenticate their callers themselves.
+pub fn router_with(state: HttpState, extra: Router) -> Router {
+    build(state, Router::new(), extra)
 }
 
 /// The API for the **local RPC endpoint**, like Durable Functions' key-less listener on
@@ -186,11 +205,13 @@ pub fn local_rpc_router(state: HttpState) -> Router {
     let mut options = (*state.options).clone();
     options.system_keys.clear();
     options.trust_forwarded_headers = false;
-    let state = HttpState { client: state.client, options: Arc::new(options), metrics: None };
-    build(state, Router::new().nest(LOCAL_RPC_PATH, webhook_routes()))
+    let state = HttpState { options: Arc::new(options), metrics: None, ..state };
+    build(state, Router::new().nest(LOCAL_RPC_PATH, webhook_routes()), Router::new())
 }
 
-fn build(state: HttpState, extra: Router<HttpState>) -> Router {
+/// The API with `guarded` routes (behind the key check, like the API's own) and `unguarded`
+/// ones (which authenticate their callers themselves).
+fn build(state: HttpState, guarded: Router<HttpState>, unguarded: Router) -> Router {
     use handlers::{fallback, start_http, start_http_with_id};
     let timeout = state.options.request_timeout;
     // Outside the guard: a scrape checks the key itself, when its settings ask for one.
@@ -206,11 +227,13 @@ fn build(state: HttpState, extra: Router<HttpState>) -> Router {
         .nest(WEBHOOK_PATH, webhook_routes())
         // ASP.NET routing is case-insensitive and the docs spell it both ways.
         .nest("/runtime/webhooks/durableTask", webhook_routes())
-        .merge(extra)
+        .merge(guarded)
         // Only matched routes are guarded: unknown paths are a plain 404 for everyone.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), middleware::guard))
         .merge(scrape)
         .fallback(fallback)
+        .with_state(state.clone())
+        .merge(unguarded)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::json_errors))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
@@ -230,7 +253,6 @@ fn build(state: HttpState, extra: Router<HttpState>) -> Router {
                 .on_failure(()),
         )
         .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
 }
 
 /// A JSON response with our content type.

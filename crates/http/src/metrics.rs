@@ -86,7 +86,9 @@ pub(crate) async fn scrape(State(state): State<HttpState>, req: Request) -> Resp
     let Some(endpoint) = &state.metrics else { return ApiError::not_found("no route here").into_response() };
     if endpoint.require_key {
         let params = Params::parse(req.uri().query());
-        if let Err(e) = crate::middleware::authorize(&state.options, req.headers(), &params) {
+        let trusted = state.options.trust_forwarded_headers;
+        let ip = crate::throttle::client_ip(req.headers(), req.extensions(), trusted);
+        if let Err(e) = crate::middleware::authorize_throttled(&state, ip, req.headers(), &params) {
             return e.into_response();
         }
     }

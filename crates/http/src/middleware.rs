@@ -2,13 +2,15 @@
 
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::throttle::{AuthThrottle, client_ip};
 use crate::{HttpOptions, HttpState};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Response, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
-use std::time::Duration;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 use tracing::Span;
 
@@ -22,8 +24,11 @@ pub(crate) async fn guard(
     next: Next,
 ) -> axum::response::Response {
     let params = Params::parse(req.uri().query());
-    if let Err(e) = authorize(&state.options, req.headers(), &params) {
-        return e.into_response();
+    if state.options.auth_enabled() {
+        let ip = client_ip(req.headers(), req.extensions(), state.options.trust_forwarded_headers);
+        if let Err(e) = authorize_throttled(&state, ip, req.headers(), &params) {
+            return e.into_response();
+        }
     }
     if let Some(hub) = params.get("taskHub")
         && !hub.eq_ignore_ascii_case(&state.options.task_hub)
@@ -38,15 +43,72 @@ pub(crate) async fn guard(
     next.run(req).await
 }
 
+/// [`authorize`] behind the wrong-key throttle of the client's address (see
+/// [`AuthThrottle`](crate::throttle::AuthThrottle)): a blocked address gets 429 before its key
+/// is even looked at.
+pub(crate) fn authorize_throttled(
+    state: &HttpState,
+    ip: Option<IpAddr>,
+    headers: &axum::http::HeaderMap,
+    params: &Params,
+) -> Result<(), ApiError> {
+    let throttle = &state.auth_throttle;
+    let ip = ip.filter(|_| state.options.wrong_keys_before_throttle > 0);
+    let now = Instant::now();
+    if let Some(ip) = ip {
+        throttle.check(ip, now).map_err(AuthThrottle::refusal)?;
+    }
+    let check = check_key(&state.options, headers, params);
+    if let Some(ip) = ip {
+        match check {
+            KeyCheck::Valid => throttle.success(ip),
+            // Only a key that was presented and is wrong counts; a missing key is no guess.
+            KeyCheck::Wrong => {
+                throttle.failure(ip, now);
+            }
+            KeyCheck::Missing => {}
+        }
+    }
+    check.into_result()
+}
+
+/// The outcome of looking at the key of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyCheck {
+    Valid,
+    Missing,
+    Wrong,
+}
+
+impl KeyCheck {
+    fn into_result(self) -> Result<(), ApiError> {
+        match self {
+            KeyCheck::Valid => Ok(()),
+            KeyCheck::Missing => Err(ApiError::unauthorized(
+                "this API requires the system key: pass it as the `code` query parameter (the management URLs returned by a start request include it) or in the `x-functions-key` header",
+            )),
+            KeyCheck::Wrong => Err(ApiError::unauthorized(
+                "the key is not valid; pass a current system key as the `code` query parameter or in the `x-functions-key` header \
+                 (repeated wrong keys from one address are refused with 429 for growing periods)",
+            )),
+        }
+    }
+}
+
 /// The key comes from the `x-functions-key` header or else the `code` query parameter (the
 /// header wins when both are present, as with the Functions host).
-pub(crate) fn authorize(
+#[cfg(test)]
+fn authorize(
     options: &HttpOptions,
     headers: &axum::http::HeaderMap,
     params: &Params,
 ) -> Result<(), ApiError> {
+    check_key(options, headers, params).into_result()
+}
+
+fn check_key(options: &HttpOptions, headers: &axum::http::HeaderMap, params: &Params) -> KeyCheck {
     if !options.auth_enabled() {
-        return Ok(());
+        return KeyCheck::Valid;
     }
     let presented = headers
         .get(KEY_HEADER)
@@ -54,13 +116,9 @@ pub(crate) fn authorize(
         .filter(|k| !k.is_empty())
         .or_else(|| params.get("code").map(str::as_bytes));
     match presented {
-        None => Err(ApiError::unauthorized(
-            "this API requires the system key: pass it as the `code` query parameter (the management URLs returned by a start request include it) or in the `x-functions-key` header",
-        )),
-        Some(key) if key_matches(&options.system_keys, key) => Ok(()),
-        Some(_) => Err(ApiError::unauthorized(
-            "the key is not valid; pass a current system key as the `code` query parameter or in the `x-functions-key` header",
-        )),
+        None => KeyCheck::Missing,
+        Some(key) if key_matches(&options.system_keys, key) => KeyCheck::Valid,
+        Some(_) => KeyCheck::Wrong,
     }
 }
 

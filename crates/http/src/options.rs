@@ -25,6 +25,15 @@ pub struct HttpOptions {
     /// wait for completion (`timeout=` on start); then the server answers 408.
     #[serde(with = "duration_ms")]
     pub request_timeout: Duration,
+    /// Wrong system keys a client address may send before its requests are refused with 429
+    /// for growing periods (1 s, doubling with every further wrong key). 0 turns this off.
+    pub wrong_keys_before_throttle: u32,
+    /// Longest such period, in milliseconds.
+    #[serde(with = "duration_ms")]
+    pub max_wrong_key_block: Duration,
+    /// New starts are refused with 503 while more instances than this wait for their next turn
+    /// (the engine's backlog). 0 turns load shedding off.
+    pub max_backlog: u64,
 }
 
 impl Default for HttpOptions {
@@ -36,6 +45,9 @@ impl Default for HttpOptions {
             trust_forwarded_headers: false,
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            wrong_keys_before_throttle: 5,
+            max_wrong_key_block: Duration::from_secs(900),
+            max_backlog: 20_000,
         }
     }
 }
@@ -50,6 +62,9 @@ impl fmt::Debug for HttpOptions {
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("wrong_keys_before_throttle", &self.wrong_keys_before_throttle)
+            .field("max_wrong_key_block", &self.max_wrong_key_block)
+            .field("max_backlog", &self.max_backlog)
             .finish()
     }
 }
@@ -81,6 +96,9 @@ impl HttpOptions {
         }
         if self.request_timeout < Duration::from_secs(1) {
             return Err("request_timeout must be at least 1000 ms".into());
+        }
+        if self.max_wrong_key_block < Duration::from_secs(1) {
+            return Err("max_wrong_key_block must be at least 1000 ms".into());
         }
         Ok(())
     }

@@ -60,7 +60,7 @@ pub async fn serve_with(
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -73,9 +73,13 @@ pub async fn serve_with(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(
-            router.clone().map_request(|req: hyper::Request<Incoming>| req.map(Body::new)),
-        );
+        // The peer address rides along as axum's `ConnectInfo`, for per-client throttling.
+        let service =
+            TowerToHyperService::new(router.clone().map_request(move |req: hyper::Request<Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            }));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // Errors here are the client's doing (reset, timeout, malformed request).

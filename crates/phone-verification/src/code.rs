@@ -1,8 +1,13 @@
 //! Verification codes and their keyed MACs.
 //!
-//! A code is drawn from the OS CSPRNG and leaves the process only inside the SMS. What is
-//! stored (activity result, raised events) is `HMAC-SHA256(key, instance_id ‖ 0 ‖ code)`, with
-//! the key kept outside the database, and tags are compared in constant time.
+//! A challenge's code is *derived* from the verification key, never stored: digits drawn by
+//! rejection sampling from `HMAC-SHA256(code key, instance ‖ execution ‖ challenge ‖ counter)`,
+//! where the code key is itself `HMAC-SHA256(key, "durable/sms-code/v1")`. So a re-run of the
+//! sending activity (after a crash between Twilio accepting the SMS and the activity's commit,
+//! or a retry after a timeout) sends the same code, only the key holder can compute it, and it
+//! is uniform over the code space. The code leaves the process only inside the SMS. What is
+//! stored (activity result, raised events) is `HMAC-SHA256(key, instance_id ‖ 0 ‖ code)`, and
+//! tags are compared in constant time.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -72,8 +77,16 @@ impl fmt::Debug for Code {
 }
 
 /// The secret key of the code MACs (32 bytes). Kept outside the database.
+///
+/// Holds the MAC states of its three uses ready keyed (tags, codes, pseudonyms): each use clones
+/// one instead of setting an HMAC key up again.
 #[derive(Clone)]
-pub struct VerificationKey([u8; 32]);
+pub struct VerificationKey {
+    bytes: [u8; 32],
+    tags: Hmac<Sha256>,
+    codes: Hmac<Sha256>,
+    pseudonyms: Hmac<Sha256>,
+}
 
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,11 +95,29 @@ impl fmt::Debug for VerificationKey {
 }
 
 impl VerificationKey {
+    fn new(bytes: [u8; 32]) -> Self {
+        let keyed = |key: &[u8]| Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        let tags = keyed(&bytes);
+        // A key for each other purpose, derived from the verification key (`HMAC-SHA256(key,
+        // label)`), so codes, pseudonyms and answer tags never share a key.
+        let subkey = |label: &[u8]| {
+            let mut mac = tags.clone();
+            mac.update(label);
+            keyed(&mac.finalize().into_bytes())
+        };
+        VerificationKey {
+            bytes,
+            codes: subkey(CODE_KEY_LABEL),
+            pseudonyms: subkey(PSEUDONYM_KEY_LABEL),
+            tags,
+        }
+    }
+
     /// A new random key.
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key)?;
-        Ok(VerificationKey(key))
+        Ok(VerificationKey::new(key))
     }
 
     /// Parses 64 hex digits.
@@ -98,12 +129,12 @@ impl VerificationKey {
         })?;
         let mut key = [0u8; 32];
         key.copy_from_slice(&bytes);
-        Ok(VerificationKey(key))
+        Ok(VerificationKey::new(key))
     }
 
     /// The key as 64 hex digits.
     pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
+        encode_hex(&self.bytes)
     }
 
     /// Loads the key from `path`, creating it (owner-only permissions) on first use.
@@ -121,16 +152,61 @@ impl VerificationKey {
         }
     }
 
+    /// The code of challenge `challenge` of execution `execution_id` of instance `instance_id`:
+    /// the same for every call with the same arguments (so a re-sent SMS carries the same
+    /// code), unpredictable without the key, and uniform over the `digits`-digit codes.
+    ///
+    /// Each input is length-prefixed, so distinct (instance, execution, challenge) triples never
+    /// feed the MAC the same bytes. Each MAC output gives four 64-bit candidates; a candidate in
+    /// the top `2^64 mod 10^digits` values is rejected (no modulo bias), which happens with
+    /// probability below 10^-9, and the counter moves on only if all four are rejected.
+    pub fn derive_code(&self, instance_id: &str, execution_id: &str, challenge: u32, digits: u32) -> Code {
+        assert!(CODE_DIGITS.contains(&digits), "code length out of range");
+        let bound = 10u64.pow(digits);
+        let zone = u64::MAX - (u64::MAX % bound);
+        for counter in 0u32.. {
+            let mut mac = self.codes.clone();
+            for part in [instance_id.as_bytes(), execution_id.as_bytes()] {
+                mac.update(&(part.len() as u64).to_be_bytes());
+                mac.update(part);
+            }
+            mac.update(&challenge.to_be_bytes());
+            mac.update(&counter.to_be_bytes());
+            let out = mac.finalize().into_bytes();
+            for chunk in out.chunks_exact(8) {
+                let v = u64::from_be_bytes(chunk.try_into().expect("8-byte chunk"));
+                if v < zone {
+                    return Code { value: v % bound, digits };
+                }
+            }
+        }
+        unreachable!("2^32 MAC outputs all rejected")
+    }
+
+    /// A keyed pseudonym of `value` (e.g. a phone number or a client address) for lookups and
+    /// rate limits: `HMAC-SHA256(pseudonym key, value)` truncated to 128 bits, as hex. Stable
+    /// for a given verification key (so every node computes the same), meaningless without it.
+    pub fn pseudonym(&self, value: &str) -> String {
+        let mut mac = self.pseudonyms.clone();
+        mac.update(value.as_bytes());
+        encode_hex(&mac.finalize().into_bytes()[..16])
+    }
+
     /// The MAC of `code` for `instance_id`: HMAC-SHA256 truncated to 128 bits, as hex. 128 bits
     /// leave no room for a forgery without the key, and every parked verification stores one.
     pub fn tag(&self, instance_id: &str, code: &Code) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.tags.clone();
         mac.update(instance_id.as_bytes());
         mac.update(&[0]);
         mac.update(code.reveal().as_bytes());
         encode_hex(&mac.finalize().into_bytes()[..16])
     }
 }
+
+/// Label of the key codes are derived with.
+const CODE_KEY_LABEL: &[u8] = b"durable/sms-code/v1";
+/// Label of the key of pseudonyms (phone numbers, client addresses).
+const PSEUDONYM_KEY_LABEL: &[u8] = b"durable/pseudonym/v1";
 
 /// Compares two hex tags in constant time (tags have a fixed length, so lengths leak nothing).
 pub fn tags_match(a: &str, b: &str) -> bool {
@@ -153,7 +229,13 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
@@ -214,6 +296,99 @@ mod tests {
         let other = VerificationKey::generate().unwrap();
         assert!(!tags_match(&t, &other.tag("a", &code)));
         assert!(!format!("{code:?}{key:?}").contains("1234"));
+    }
+
+    /// A fixed key, so the statistical tests below are deterministic (they cannot flake).
+    fn fixed_key() -> VerificationKey {
+        VerificationKey::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f").unwrap()
+    }
+
+    /// Pearson's chi-squared statistic of `counts` against a uniform expectation.
+    fn chi2(counts: &[u32]) -> f64 {
+        let expected = counts.iter().map(|&c| f64::from(c)).sum::<f64>() / counts.len() as f64;
+        counts.iter().map(|&c| (f64::from(c) - expected).powi(2) / expected).sum()
+    }
+
+    #[test]
+    fn derived_codes_are_reproducible_and_need_the_key() {
+        let key = fixed_key();
+        let a = key.derive_code("inst", "exec", 1, 4);
+        assert_eq!(a, key.derive_code("inst", "exec", 1, 4), "a re-send must carry the same code");
+        assert_eq!(a.reveal().len(), 4);
+        assert_eq!(key.derive_code("inst", "exec", 1, 10).reveal().len(), 10);
+        // The length prefixes keep ("ab", "c") and ("a", "bc") apart.
+        let split = |i: &str, e: &str| key.derive_code(i, e, 1, 10);
+        assert_ne!(split("ab", "c"), split("a", "bc"));
+        let other = VerificationKey::generate().unwrap();
+        let ours: Vec<_> = (0..20).map(|c| key.derive_code("inst", "exec", c, 10)).collect();
+        let theirs: Vec<_> = (0..20).map(|c| other.derive_code("inst", "exec", c, 10)).collect();
+        assert!(ours.iter().zip(&theirs).all(|(a, b)| a != b), "another key derives other codes");
+        assert!(!format!("{a:?}").contains(&a.reveal()));
+    }
+
+    #[test]
+    fn derived_codes_are_uniform_over_the_code_space() {
+        // 40,000 verifications: chi-squared of each digit position (9 degrees of freedom, the
+        // 0.1 % critical value is 27.9) and of the first three digits (999 d.f., 1142.8).
+        let key = fixed_key();
+        let mut positions = [[0u32; 10]; 4];
+        let mut first3 = vec![0u32; 1000];
+        for i in 0..40_000 {
+            let code = key.derive_code(&format!("{i:032x}"), "0123456789abcdef", 1, 4).value;
+            assert!(code < 10_000);
+            let digits = [code / 1000, code / 100 % 10, code / 10 % 10, code % 10];
+            for (p, d) in digits.iter().enumerate() {
+                positions[p][*d as usize] += 1;
+            }
+            first3[(code / 10) as usize] += 1;
+        }
+        for (p, counts) in positions.iter().enumerate() {
+            let x = chi2(counts);
+            assert!(x < 27.9, "digit {p}: chi2 = {x}");
+        }
+        let x = chi2(&first3);
+        assert!(x < 1142.8, "first three digits: chi2 = {x}");
+    }
+
+    #[test]
+    fn derived_codes_are_independent_per_instance_execution_and_challenge() {
+        // Neighbouring inputs must give unrelated codes: the difference of the codes of two
+        // inputs that differ in one component is uniform (chi-squared over its last two digits,
+        // 99 d.f., 0.1 % critical value 148.3), and equal codes occur at the chance rate 10^-4.
+        let key = fixed_key();
+        type Input = (String, String, u32);
+        type Pair = fn(u32) -> (Input, Input);
+        let pairs: [(&str, Pair); 3] = [
+            ("challenge", |i| ((format!("i{i}"), "e".into(), 1), (format!("i{i}"), "e".into(), 2))),
+            ("execution", |i| ((format!("i{i}"), "e1".into(), 1), (format!("i{i}"), "e2".into(), 1))),
+            ("instance", |i| ((format!("i{i}"), "e".into(), 1), (format!("i{}", i + 1), "e".into(), 1))),
+        ];
+        for (what, pair) in pairs {
+            let mut differences = vec![0u32; 100];
+            let mut equal = 0;
+            for i in 0..20_000 {
+                let ((i1, e1, c1), (i2, e2, c2)) = pair(i);
+                let a = key.derive_code(&i1, &e1, c1, 4).value;
+                let b = key.derive_code(&i2, &e2, c2, 4).value;
+                differences[((a + 10_000 - b) % 100) as usize] += 1;
+                equal += u32::from(a == b);
+            }
+            let x = chi2(&differences);
+            assert!(x < 148.3, "{what}: chi2 of differences = {x}");
+            // Expected 2 of 20,000; 12 or more has a chance below 10^-6.
+            assert!(equal < 12, "{what}: {equal} equal codes");
+        }
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_keyed_and_opaque() {
+        let key = fixed_key();
+        let p = key.pseudonym("+14255550123");
+        assert_eq!(p, key.pseudonym("+14255550123"));
+        assert_eq!(p.len(), 32);
+        assert!(!p.contains("4255550123"));
+        assert_ne!(p, key.pseudonym("+14255550124"));
+        assert_ne!(p, VerificationKey::generate().unwrap().pseudonym("+14255550123"));
     }
 
     #[test]

@@ -5,12 +5,19 @@
 //! `SmsChallengeResponse` events: the right code gives output `true`; a timeout or 4 wrong codes
 //! give `false`; the timer is cancelled either way.
 //!
-//! Unlike the original, no code is ever stored or logged in clear: codes come from the OS CSPRNG;
-//! the activity returns only `HMAC(key, instance ‖ code)`; an event hook replaces every answer by
-//! the MAC of the guess before it is stored; the orchestrator compares MACs in constant time.
-//! The key lives outside the database (a file in the data directory or an environment
-//! variable). Answers that are not a code of the right length are refused with a clear error
-//! and do not use up an attempt.
+//! Unlike the original, no code is ever stored or logged in clear: a code is derived from the
+//! verification key, the instance, the execution and the challenge number (so a re-sent SMS
+//! carries the same code); the activity returns only `HMAC(key, instance ‖ code)`; an event hook
+//! replaces every answer by the MAC of the guess before it is stored; the orchestrator compares
+//! MACs in constant time. The key lives outside the database (a file in the data directory or an
+//! environment variable). Answers that are not a code of the right length are refused with a
+//! clear error and do not use up an attempt.
+//!
+//! It is also safe to expose: starts must carry an E.164 number ([`phone`]), abuse limits kept
+//! in the store refuse floods and guessing ([`limits`]), the SMS is retried through Twilio
+//! outages within the window, and Twilio's delivery status callbacks and SMS replies are served
+//! by [`webhooks`] (signature-checked). The custom status shows the delivery status and the
+//! answers left ([`VerificationStatus`]). See `SECURITY.md` at the repository root.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,13 +37,20 @@
 #![warn(missing_docs)]
 
 mod code;
+pub mod limits;
 pub mod metrics;
+pub mod phone;
+mod retry;
 mod sms;
+mod status;
+pub mod webhooks;
 
 pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match, write_private};
-pub use sms::{DevOutbox, OutboxMessage, SmsError, SmsSender, TwilioSender};
+pub use limits::{LimitOptions, RateSetting};
+pub use sms::{DevOutbox, OutboxMessage, Sms, SmsError, SmsReceipt, SmsSender, TwilioSender};
+pub use status::{DELIVERY_EVENT, DeliveryReport, VerificationStatus};
 
-use durable_core::{Either, Error, OrchestrationContext, Payload};
+use durable_core::{Either, Error, OrchestrationContext, Payload, Timestamp};
 use durable_runtime::{ActivityContext, Registry};
 use durable_twilio::mask_phone;
 use serde::{Deserialize, Serialize};
@@ -61,11 +75,18 @@ pub struct VerificationOptions {
     pub attempts: u32,
     /// Code length in digits (default 4, 4 to 10).
     pub code_digits: u32,
+    /// Abuse limits (`[verification.limits]`).
+    pub limits: LimitOptions,
 }
 
 impl Default for VerificationOptions {
     fn default() -> Self {
-        VerificationOptions { window: Duration::from_secs(90), attempts: 4, code_digits: 4 }
+        VerificationOptions {
+            window: Duration::from_secs(90),
+            attempts: 4,
+            code_digits: 4,
+            limits: LimitOptions::default(),
+        }
     }
 }
 
@@ -85,8 +106,22 @@ impl VerificationOptions {
                 CODE_DIGITS.end()
             ));
         }
-        Ok(())
+        self.limits.validate(self.attempts)
     }
+}
+
+/// The activity's input: which number, which challenge of the verification, and when the
+/// verification started (the activity retries the send until `started_at + window`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRequest {
+    /// The number to send the code to (E.164).
+    pub phone: String,
+    /// Which challenge of the verification, from 1: with the instance and execution it
+    /// determines the code, so every re-send of one challenge carries the same code.
+    pub challenge: u32,
+    /// When the verification started (its first turn).
+    pub started_at: Timestamp,
 }
 
 /// What the activity returns and history keeps: the MAC of the code and the rules it was sent
@@ -99,6 +134,9 @@ pub struct Challenge {
     pub window_secs: u64,
     /// Answers checked at most.
     pub attempts: u32,
+    /// The delivery status when the SMS was handed over (`queued`, `outbox`, ...).
+    #[serde(default)]
+    pub sms_status: Option<String>,
 }
 
 /// An answer as stored in history: the MAC of the guessed code.
@@ -110,24 +148,37 @@ pub struct Answer {
 
 /// The orchestrator: `E4_SmsPhoneVerification`.
 pub async fn sms_phone_verification(ctx: OrchestrationContext, phone: Option<String>) -> Result<bool, Error> {
-    let phone = phone.filter(|p| !p.trim().is_empty()).ok_or_else(|| {
-        Error::permanent(
-            "a phone number is required: start E4_SmsPhoneVerification with a JSON string body such as \"+14255550123\"",
-        )
-    })?;
-    let challenge: Challenge = ctx.call_activity(ACTIVITY, &phone).await?;
+    // Starts are validated before the instance exists; this catches restarts of old instances
+    // and sub-orchestration calls, which skip that check.
+    let phone = phone
+        .map(phone::unwrap_sdk_encoding)
+        .ok_or_else(|| Error::permanent(format!("a phone number is required: {}", phone::E164_HINT)))?;
+    phone::check_e164(&phone).map_err(Error::permanent)?;
+    let request = ChallengeRequest { phone, challenge: 1, started_at: ctx.current_utc_datetime() };
+    let challenge: Challenge = ctx.call_activity(ACTIVITY, &request).await?;
+    let mut progress = VerificationStatus::new(challenge.sms_status.as_deref(), challenge.attempts);
+    ctx.set_custom_status(&progress)?;
     let timeout = ctx.create_timer(ctx.current_utc_datetime() + Duration::from_secs(challenge.window_secs));
     let mut authorized = false;
-    for _ in 0..challenge.attempts {
-        match ctx.select(ctx.wait_for_external_event::<Answer>(EVENT), &timeout).await {
-            Either::Left(Ok(answer)) => {
-                if tags_match(&answer.tag, &challenge.tag) {
+    while progress.attempts_left > 0 {
+        let answer = ctx.wait_for_external_event::<Answer>(EVENT);
+        let delivery = ctx.wait_for_external_event::<DeliveryReport>(DELIVERY_EVENT);
+        match ctx.select(ctx.select(answer, delivery), &timeout).await {
+            Either::Left(Either::Left(answer)) => {
+                // An answer that cannot be decoded counts as a wrong one.
+                if answer.is_ok_and(|a| tags_match(&a.tag, &challenge.tag)) {
                     authorized = true;
                     break;
                 }
+                progress.attempts_left -= 1;
+                ctx.set_custom_status(&progress)?;
             }
-            // An answer that cannot be decoded counts as a wrong one.
-            Either::Left(Err(_)) => {}
+            Either::Left(Either::Right(Ok(report))) => {
+                if progress.record(&report) {
+                    ctx.set_custom_status(&progress)?;
+                }
+            }
+            Either::Left(Either::Right(Err(_))) => {}
             Either::Right(()) => break,
         }
     }
@@ -135,7 +186,10 @@ pub async fn sms_phone_verification(ctx: OrchestrationContext, phone: Option<Str
     Ok(authorized)
 }
 
-/// Registers the sample's orchestrator, activity and answer hook on `registry`.
+/// Registers the sample's orchestrator, activity and answer hook on `registry`; the start guard
+/// that refuses anything but an E.164 number before an instance is created and charges the
+/// abuse limits of `options.limits`; and the finished hook that gives back the answers a
+/// finished verification did not use.
 pub fn register(
     registry: Registry,
     sms: Arc<dyn SmsSender>,
@@ -146,13 +200,15 @@ pub fn register(
     metrics::describe();
     let activity_key = key.clone();
     let activity_options = options.clone();
-    let send = move |ctx: ActivityContext, phone: String| {
+    let send = move |ctx: ActivityContext, request: ChallengeRequest| {
         let sms = sms.clone();
         let key = activity_key.clone();
         let options = activity_options.clone();
-        async move { send_sms_challenge(ctx, phone, sms.as_ref(), &key, &options).await }
+        async move { send_sms_challenge(ctx, request, sms.as_ref(), &key, &options).await }
     };
     let digits = options.code_digits;
+    let (limit_options, guard_key, attempts) = (options.limits.clone(), key.clone(), options.attempts);
+    let refunds = limits::Refunds::new(options.limits.clone(), key.clone(), options.attempts);
     let hook: durable_runtime::EventHook = Arc::new(move |instance_id: &str, data: Option<Payload>| {
         let value: serde_json::Value = match &data {
             Some(p) => p.decode().map_err(|e| format!("the answer is not valid JSON: {e}"))?,
@@ -162,41 +218,82 @@ pub fn register(
         let answer = Answer { tag: key.tag(instance_id, &guess) };
         Payload::from_value(&answer).map(Some).map_err(|e| e.to_string())
     });
-    Ok(registry.orchestrator(ORCHESTRATOR, sms_phone_verification).activity(ACTIVITY, send).with_event_hook(
-        ORCHESTRATOR,
-        EVENT,
-        hook,
-    ))
+    let guard: durable_runtime::StartGuard = Arc::new(move |start: &durable_runtime::StartRequest<'_>| {
+        limits::start_charges(start, &limit_options, &guard_key, attempts)
+    });
+    let finished: durable_runtime::FinishedHook =
+        Arc::new(move |client, instance| refunds.finished(client, instance));
+    Ok(registry
+        .orchestrator(ORCHESTRATOR, sms_phone_verification)
+        .activity(ACTIVITY, send)
+        .with_event_hook(ORCHESTRATOR, EVENT, hook)
+        .with_start_guard(ORCHESTRATOR, guard)
+        .on_finished(ORCHESTRATOR, finished))
 }
 
 /// The activity: `E4_SendSmsChallenge`. Sends `Your verification code is 0042` and returns the
-/// code's MAC. Runs at least once: a re-run after a crash sends a new code, and only the newest
-/// code is accepted.
+/// code's MAC. The code is derived from the key, the instance, the execution and the challenge
+/// number, so every run of one challenge (a retry after a Twilio failure, a re-run after a
+/// crash between Twilio accepting the SMS and the activity's commit) sends the same code.
+///
+/// Transient failures (Twilio 429/5xx, timeouts, refused connections) are retried with
+/// exponential backoff, waiting at least what `Retry-After` asks, until the verification
+/// window (from the verification's start) is over; a permanent failure (invalid number 21211,
+/// unsubscribed 21610, ...) ends the verification at once with Twilio's message.
 async fn send_sms_challenge(
     ctx: ActivityContext,
-    phone: String,
+    request: ChallengeRequest,
     sms: &dyn SmsSender,
     key: &VerificationKey,
     options: &VerificationOptions,
 ) -> Result<Challenge, Error> {
-    let code = Code::random(options.code_digits)
-        .map_err(|e| Error::msg(format!("the OS random generator failed: {e}")))?;
+    // Never send (or log) anything that is not a phone number, whatever the input says.
+    phone::check_e164(&request.phone).map_err(Error::permanent)?;
+    let code = key.derive_code(&ctx.instance_id, &ctx.execution_id, request.challenge, options.code_digits);
     let body = format!("Your verification code is {}", code.reveal());
-    sms.send(&phone, &body, &ctx.idempotency_key()).await.map_err(|e| {
-        tracing::warn!(to = %mask_phone(&phone), instance_id = %ctx.instance_id, error = %e, "verification SMS not sent");
-        metrics::sms_failed(sms.kind(), e.permanent);
-        if e.permanent { Error::permanent(e.message) } else { Error::msg(e.message) }
-    })?;
-    metrics::sms_sent(sms.kind());
+    let reference = ctx.idempotency_key();
+    let message =
+        Sms { to: &request.phone, body: &body, reference: &reference, instance_id: &ctx.instance_id };
+    let deadline = request.started_at.checked_add(options.window).unwrap_or(request.started_at);
+    let mut attempt = 1u32;
+    let receipt = loop {
+        let error = match sms.send(&message).await {
+            Ok(receipt) => {
+                metrics::sms_sent(sms.kind());
+                break receipt;
+            }
+            Err(e) => e,
+        };
+        let masked = mask_phone(&request.phone);
+        metrics::sms_failed(sms.kind(), error.permanent);
+        if error.permanent {
+            tracing::warn!(to = %masked, instance_id = %ctx.instance_id, error = %error, "verification SMS refused; the verification ends");
+            return Err(Error::permanent(error.message));
+        }
+        let delay = retry::delay(attempt, error.retry_after);
+        let now = Timestamp::now();
+        if now.checked_add(delay).is_ok_and(|at| at >= deadline) || now >= deadline {
+            tracing::warn!(to = %masked, instance_id = %ctx.instance_id, attempts = attempt, error = %error, "verification SMS not sent within the verification window; the verification ends");
+            return Err(Error::permanent(format!(
+                "the SMS could not be sent within the verification window of {} s ({attempt} attempt(s)); last error: {}",
+                options.window.as_secs(),
+                error.message
+            )));
+        }
+        tracing::warn!(to = %masked, instance_id = %ctx.instance_id, attempt, delay_ms = delay.as_millis() as u64, error = %error, "verification SMS not sent yet; retrying");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
+    };
     Ok(Challenge {
         tag: key.tag(&ctx.instance_id, &code),
         window_secs: options.window.as_secs().max(1),
         attempts: options.attempts,
+        sms_status: Some(receipt.status),
     })
 }
 
 /// `window` as whole seconds or a duration string like `"90s"`, `"2m"`.
-mod humantime_secs {
+pub(crate) mod humantime_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -1,11 +1,34 @@
 //! Where verification SMS go: Twilio, or a development outbox in the data directory.
 
 use async_trait::async_trait;
-use durable_twilio::{TwilioClient, mask_phone};
+use durable_twilio::{SmsOptions, TwilioClient, mask_phone};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One SMS to send.
+#[derive(Clone, Copy, Debug)]
+pub struct Sms<'a> {
+    /// Recipient (E.164).
+    pub to: &'a str,
+    /// Text (holds the code: never log it).
+    pub body: &'a str,
+    /// The sending activity (`instance:execution:task`), the same on every re-run, for
+    /// deduplication and diagnostics.
+    pub reference: &'a str,
+    /// The verification the SMS belongs to (for delivery status callbacks).
+    pub instance_id: &'a str,
+}
+
+/// What a sender knows once the SMS was handed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmsReceipt {
+    /// The delivery status at hand-over, as Twilio names it (`queued`, `accepted`, ...), or
+    /// `outbox` for the development outbox.
+    pub status: String,
+}
 
 /// Why an SMS could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -15,14 +38,28 @@ pub struct SmsError {
     pub message: String,
     /// True when retrying cannot help (e.g. an invalid number).
     pub permanent: bool,
+    /// How long the provider asked to wait before the next try, if it did.
+    pub retry_after: Option<Duration>,
 }
 
-/// Sends one SMS.
+impl SmsError {
+    /// A failure that another try may get past.
+    pub fn transient(message: impl Into<String>) -> Self {
+        SmsError { message: message.into(), permanent: false, retry_after: None }
+    }
+
+    /// A failure that no retry can fix (invalid number, unsubscribed recipient, ...).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SmsError { message: message.into(), permanent: true, retry_after: None }
+    }
+}
+
+/// Sends one SMS, one attempt per call: the sample retries (with backoff, within the
+/// verification window) itself.
 #[async_trait]
 pub trait SmsSender: Send + Sync + 'static {
-    /// Sends `body` to `to`. `reference` identifies the sending activity (instance, execution,
-    /// task) for deduplication and diagnostics.
-    async fn send(&self, to: &str, body: &str, reference: &str) -> Result<(), SmsError>;
+    /// Hands `sms` over for delivery.
+    async fn send(&self, sms: &Sms<'_>) -> Result<SmsReceipt, SmsError>;
 
     /// A short description for startup logs.
     fn describe(&self) -> String;
@@ -36,24 +73,42 @@ pub trait SmsSender: Send + Sync + 'static {
 /// Sends through the Twilio REST API.
 pub struct TwilioSender {
     client: TwilioClient,
+    status_callback_base: Option<String>,
 }
 
 impl TwilioSender {
     /// Wraps a configured client.
     pub fn new(client: TwilioClient) -> Self {
-        TwilioSender { client }
+        TwilioSender { client, status_callback_base: None }
+    }
+
+    /// Asks Twilio for delivery status callbacks at `{public_base_url}/twilio/status`, where
+    /// `durable serve` records them in the verification's custom status.
+    pub fn with_status_callbacks(mut self, public_base_url: &str) -> Self {
+        self.status_callback_base = Some(public_base_url.trim_end_matches('/').to_owned());
+        self
     }
 }
 
 #[async_trait]
 impl SmsSender for TwilioSender {
-    async fn send(&self, to: &str, body: &str, reference: &str) -> Result<(), SmsError> {
-        match self.client.send_sms(to, body).await {
+    async fn send(&self, sms: &Sms<'_>) -> Result<SmsReceipt, SmsError> {
+        let options = SmsOptions {
+            status_callback: self
+                .status_callback_base
+                .as_ref()
+                .map(|base| crate::webhooks::status_callback_url(base, sms.instance_id)),
+        };
+        match self.client.try_send_sms(sms.to, sms.body, &options).await {
             Ok(sent) => {
-                tracing::info!(to = %mask_phone(to), sid = %sent.sid, reference, "verification SMS accepted by Twilio");
-                Ok(())
+                tracing::info!(to = %mask_phone(sms.to), sid = %sent.sid, reference = sms.reference, "verification SMS accepted by Twilio");
+                Ok(SmsReceipt { status: sent.status.as_str().to_owned() })
             }
-            Err(e) => Err(SmsError { message: e.to_string(), permanent: e.is_permanent() }),
+            Err(failure) => Err(SmsError {
+                message: failure.error.to_string(),
+                permanent: failure.error.is_permanent(),
+                retry_after: failure.retry_after,
+            }),
         }
     }
 
@@ -108,12 +163,12 @@ impl DevOutbox {
 
 #[async_trait]
 impl SmsSender for DevOutbox {
-    async fn send(&self, to: &str, body: &str, reference: &str) -> Result<(), SmsError> {
+    async fn send(&self, sms: &Sms<'_>) -> Result<SmsReceipt, SmsError> {
         let message = OutboxMessage {
             sent_at: jiff::Timestamp::now().to_string(),
-            to: to.to_owned(),
-            body: body.to_owned(),
-            reference: reference.to_owned(),
+            to: sms.to.to_owned(),
+            body: sms.body.to_owned(),
+            reference: sms.reference.to_owned(),
         };
         let mut line = serde_json::to_string(&message).expect("outbox message is JSON");
         line.push('\n');
@@ -129,12 +184,9 @@ impl SmsSender for DevOutbox {
             let mut file = options.open(&self.path)?;
             file.write_all(line.as_bytes())
         };
-        write().map_err(|e| SmsError {
-            message: format!("cannot write the development outbox: {e}"),
-            permanent: false,
-        })?;
-        tracing::info!(to = %mask_phone(to), reference, "verification SMS kept in the development outbox (`durable outbox` shows it)");
-        Ok(())
+        write().map_err(|e| SmsError::transient(format!("cannot write the development outbox: {e}")))?;
+        tracing::info!(to = %mask_phone(sms.to), reference = sms.reference, "verification SMS kept in the development outbox (`durable outbox` shows it)");
+        Ok(SmsReceipt { status: "outbox".to_owned() })
     }
 
     fn describe(&self) -> String {

@@ -7,7 +7,8 @@ use crate::shared::Shared;
 use crate::tracing_spans::SpanRef;
 use durable_core::{EventKind, HistoryEvent, Payload, RuntimeStatus};
 use durable_store::{
-    CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, PurgeFilter,
+    CreateInstance, Error as StoreError, InstancePage, InstanceQuery, InstanceState, LimitRefund,
+    LimitRefusal, PurgeFilter,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub enum Error {
     /// The input or event data was rejected.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A rate limit of the orchestrator's start guard refused the start; nothing was created.
+    #[error("{0}")]
+    RateLimited(LimitRefusal),
     /// The operation does not fit the instance's state (e.g. resuming a running instance).
     #[error("{0}")]
     Conflict(String),
@@ -81,6 +85,7 @@ impl From<StoreError> for Error {
             StoreError::InstanceFinished { instance_id, status } => {
                 Error::InstanceFinished { instance_id, status }
             }
+            StoreError::RateLimited(refusal) => Error::RateLimited(refusal),
             other => Error::Store(other),
         }
     }
@@ -89,23 +94,61 @@ impl From<StoreError> for Error {
 /// Result of client operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Checks an instance id: 1 to 256 bytes, no control characters, none of `/ \ # ?`, and not
-/// starting with `@` (reserved, as in Durable Functions).
+/// The rules of instance ids, for error messages.
+pub const INSTANCE_ID_RULES: &str = "an instance id is 1 to 256 bytes of printable characters: not '.' and '..' \
+     (path segments), no whitespace at either end, no control, bidirectional or invisible formatting characters, \
+     none of / \\ # ?, and not starting with '@'";
+
+/// Checks an instance id against [`INSTANCE_ID_RULES`]: ids appear in URLs, file names of
+/// exports, logs and terminals, where `..`, a lone space or a right-to-left override would
+/// mislead or break them.
 pub fn validate_instance_id(id: &str) -> Result<()> {
-    let bad = |why: &str| Err(Error::InvalidInstanceId(format!("'{}' {why}", id.escape_debug())));
+    let bad = |why: &str| {
+        let shown: String = id.chars().take(64).collect();
+        Err(Error::InvalidInstanceId(format!("'{}' {why}", shown.escape_debug())))
+    };
     if id.is_empty() {
         return bad("is empty");
     }
     if id.len() > MAX_INSTANCE_ID_LEN {
         return Err(Error::InvalidInstanceId(format!("it is longer than {MAX_INSTANCE_ID_LEN} bytes")));
     }
+    if id == "." || id == ".." {
+        return bad("is '.' or '..': '.' and '..' are path segments, not ids");
+    }
+    if id.starts_with(char::is_whitespace) || id.ends_with(char::is_whitespace) {
+        return bad("starts or ends with whitespace");
+    }
     if id.starts_with('@') {
         return bad("starts with '@', which is reserved");
     }
-    if id.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '#' | '?')) {
-        return bad("contains a control character or one of / \\ # ?");
+    if let Some(c) = id.chars().find(|c| c.is_control()) {
+        return bad(&format!("contains the control character U+{:04X}", u32::from(c)));
+    }
+    if let Some(c) = id.chars().find(|c| is_bidi_control(*c)) {
+        return bad(&format!("contains the bidirectional control character U+{:04X}", u32::from(c)));
+    }
+    if let Some(c) = id.chars().find(|c| is_invisible(*c)) {
+        return bad(&format!("contains the invisible formatting character U+{:04X}", u32::from(c)));
+    }
+    if id.chars().any(|c| matches!(c, '/' | '\\' | '#' | '?')) {
+        return bad("contains one of / \\ # ?");
     }
     Ok(())
+}
+
+/// Characters that reorder the text around them (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Format characters that show nothing (zero-width spaces and joiners, soft hyphen, BOM, ...),
+/// so two ids that look the same would differ.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}' | '\u{180e}' | '\u{200b}'..='\u{200d}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// Checks an event name: 1 to 256 bytes, no control characters.
@@ -119,13 +162,24 @@ pub fn validate_event_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// What [`Client::start_traced`] started.
+/// What [`Client::start_from`] started.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Started {
     /// The instance id.
     pub instance_id: String,
     /// The W3C `traceparent` of the orchestration's span, when tracing is on.
     pub traceparent: Option<String>,
+}
+
+/// Who asks for a start (see [`Client::start_from`]); `Default` is an anonymous in-process
+/// caller.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartFrom<'a> {
+    /// The caller's address, for the orchestrator's start guard and its per-client limits.
+    pub client_addr: Option<std::net::IpAddr>,
+    /// The caller's span (W3C trace context): the parent of the orchestration's span; without
+    /// one, the orchestration starts a new trace.
+    pub caller: Option<&'a SpanRef>,
 }
 
 /// A handle to start and manage instances. Cheap to clone.
@@ -162,19 +216,21 @@ impl Client {
         instance_id: Option<&str>,
         input: Option<Payload>,
     ) -> Result<String> {
-        Ok(self.start_traced(name, instance_id, input, None).await?.instance_id)
+        Ok(self.start_from(name, instance_id, input, StartFrom::default()).await?.instance_id)
     }
 
-    /// [`start_raw`](Self::start_raw) on behalf of a caller whose span (W3C trace context) becomes
-    /// the parent of the orchestration's span. When tracing is on, the orchestration's trace
-    /// context is recorded in its history and returned (`Started::traceparent`); a caller
-    /// without a valid context starts a new trace. When tracing is off, nothing is recorded.
-    pub async fn start_traced(
+    /// [`start_raw`](Self::start_raw) on behalf of a caller (see [`StartFrom`]): the
+    /// orchestrator's start guard, if any, checks the start first (a refusal is
+    /// [`Error::InvalidInput`]) and its rate-limit charges are applied in the transaction that
+    /// creates the instance ([`Error::RateLimited`] when a limit is exhausted). When tracing is
+    /// on, the orchestration's trace context (a child of the caller's span, or a new trace) is
+    /// recorded in its history and returned (`Started::traceparent`).
+    pub async fn start_from(
         &self,
         name: &str,
         instance_id: Option<&str>,
         input: Option<Payload>,
-        caller: Option<&SpanRef>,
+        from: StartFrom<'_>,
     ) -> Result<Started> {
         self.check_size("the input", input.as_ref())?;
         if !self.shared.registry.has_orchestrator(name) {
@@ -190,21 +246,45 @@ impl Client {
             }
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        let trace = self.shared.spans.as_ref().map(|_| SpanRef::new_execution(caller));
-        let traceparent = trace.as_ref().map(|t| t.traceparent.clone());
-        self.shared
-            .store
-            .create_instance(CreateInstance {
-                instance_id: instance_id.clone(),
-                name: name.to_owned(),
-                execution_id: new_execution_id(),
-                input,
-                parent: None,
-                created_at: self.shared.clock.now(),
-                trace,
+        let charges = match self.shared.registry.start_guard(name) {
+            Some(guard) => guard(&crate::StartRequest {
+                orchestrator: name,
+                instance_id: &instance_id,
+                input: input.as_ref(),
+                client_addr: from.client_addr,
             })
-            .await?;
+            .map_err(Error::InvalidInput)?,
+            None => Vec::new(),
+        };
+        let trace = self.shared.spans.as_ref().map(|_| SpanRef::new_execution(from.caller));
+        let traceparent = trace.as_ref().map(|t| t.traceparent.clone());
+        let request = CreateInstance {
+            instance_id: instance_id.clone(),
+            name: name.to_owned(),
+            execution_id: new_execution_id(),
+            input,
+            parent: None,
+            created_at: self.shared.clock.now(),
+            trace,
+        };
+        self.shared.store.create_instance_limited(request, charges).await?;
         Ok(Started { instance_id, traceparent })
+    }
+
+    /// Gives units back to rate limits kept in the store (see [`durable_store::limits`]).
+    pub async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        Ok(self.shared.store.refund_limits(refunds).await?)
+    }
+
+    /// The reference last stored with the rate limit `key` (e.g. the instance that charged it).
+    pub async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.shared.store.limit_reference(key).await?)
+    }
+
+    /// Instances ready and waiting for a turn, counted up to `at_most`; `None` when the store
+    /// cannot tell. For load shedding.
+    pub async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        Ok(self.shared.store.ready_backlog(at_most).await?)
     }
 
     /// The instance's status, or `None`.
@@ -541,6 +621,14 @@ mod tests {
         assert!(validate_instance_id("a\nb").is_err());
         assert!(validate_instance_id(&"x".repeat(257)).is_err());
         assert!(validate_instance_id(&"x".repeat(256)).is_ok());
+        for bad in [".", "..", " ", "a ", " a", "a\u{202e}b", "a\u{2066}", "a\u{200b}b", "\u{feff}a", "a\tb"]
+        {
+            let e = validate_instance_id(bad).unwrap_err().to_string();
+            assert!(!e.contains('\u{202e}'), "the message escapes what it quotes: {e}");
+        }
+        for ok in ["order 42", "état-1", "注文:7", "a.b", "..a"] {
+            assert!(validate_instance_id(ok).is_ok(), "{ok}");
+        }
         assert!(validate_event_name("SmsChallengeResponse").is_ok());
         assert!(validate_event_name("").is_err());
         assert!(validate_event_name("a\u{0}").is_err());

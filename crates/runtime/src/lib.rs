@@ -46,7 +46,10 @@ pub mod tracing_spans;
 pub use cache::ExecutionCache;
 pub use client::Client;
 pub use options::{RuntimeOptions, UnknownFunctions};
-pub use registry::{ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, Registry};
+pub use registry::{
+    ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, FinishedHook, FinishedInstance,
+    Registry, StartGuard, StartRequest,
+};
 
 use durable_store::{Clock, Store, SystemClock};
 use shared::{Counters, Shared};

@@ -44,7 +44,7 @@ impl Dispatcher for Orchestrations {
     }
 }
 
-async fn process(shared: &Shared, item: OrchestrationWorkItem) {
+async fn process(shared: &Arc<Shared>, item: OrchestrationWorkItem) {
     process_with(shared, item, Vec::new()).await;
 }
 
@@ -52,7 +52,7 @@ async fn process(shared: &Shared, item: OrchestrationWorkItem) {
 /// a client hands over directly, which never went through the inbox). Returns whether the turn
 /// was committed; on failure the work is left for redelivery and `inline` was not recorded.
 pub(crate) async fn process_with(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     item: OrchestrationWorkItem,
     inline: Vec<HistoryEvent>,
 ) -> bool {
@@ -100,7 +100,7 @@ pub(crate) async fn process_with(
 }
 
 async fn run_turn(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     item: OrchestrationWorkItem,
     inline: Vec<HistoryEvent>,
 ) -> Result<(), StoreError> {
@@ -188,6 +188,7 @@ async fn run_turn(
     if !execution.is_finished() {
         shared.cache.put_traced(execution, trace);
     }
+    let finished = finished_instance(shared, &instance, &commit);
     shared.store.commit_turn(commit).await?;
     shared.metrics.turns.fetch_add(1, Ordering::Relaxed);
     shared.meters.turn_committed(&instance.name, observed.started.is_some(), instance.status, status);
@@ -198,6 +199,9 @@ async fn run_turn(
         for span in spans {
             sink.finished(span);
         }
+    }
+    if let Some((hook, finished)) = finished {
+        hook(&crate::Client::new(shared.clone()), finished);
     }
     Ok(())
 }
@@ -225,6 +229,29 @@ impl TurnObservations {
         }
         observed
     }
+}
+
+/// The finished hook to run after `commit`, when it ends the instance and one is registered.
+fn finished_instance(
+    shared: &Shared,
+    instance: &InstanceState,
+    commit: &TurnCommit,
+) -> Option<(crate::FinishedHook, crate::FinishedInstance)> {
+    if !commit.status.is_terminal() {
+        return None;
+    }
+    let hook = shared.registry.finished_hook(&instance.name)?;
+    Some((
+        hook,
+        crate::FinishedInstance {
+            instance_id: instance.instance_id.clone(),
+            name: instance.name.clone(),
+            input: instance.input.clone(),
+            status: commit.status,
+            output: commit.output.clone(),
+            custom_status: commit.custom_status.clone(),
+        },
+    ))
 }
 
 /// The events of the messages addressed to the instance's current execution; messages for an

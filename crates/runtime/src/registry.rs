@@ -1,12 +1,15 @@
 //! [`Registry`]: the orchestrators and activities a node can run, by name.
 
 use durable_core::{
-    Error, FailureDetails, OrchestrationContext, OrchestratorFn, Payload, codes, event_key, orchestrator_fn,
+    Error, FailureDetails, OrchestrationContext, OrchestratorFn, Payload, RuntimeStatus, codes, event_key,
+    orchestrator_fn,
 };
+use durable_store::LimitCharge;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -47,6 +50,49 @@ impl ActivityContext {
 /// Use it to keep secrets out of history (e.g. store a MAC of a guessed code, not the code).
 pub type EventHook = Arc<dyn Fn(&str, Option<Payload>) -> Result<Option<Payload>, String> + Send + Sync>;
 
+/// What a [`StartGuard`] sees of a start request.
+#[derive(Clone, Copy, Debug)]
+pub struct StartRequest<'a> {
+    /// The orchestrator to start.
+    pub orchestrator: &'a str,
+    /// The id the instance will have.
+    pub instance_id: &'a str,
+    /// Its input (raw JSON).
+    pub input: Option<&'a Payload>,
+    /// The address of the client that asked (HTTP starts), when known.
+    pub client_addr: Option<IpAddr>,
+}
+
+/// Checks a start before its instance exists: `Err(message)` refuses it as invalid input
+/// (nothing is created); `Ok(charges)` lets it through after charging the rate limits (kept
+/// in the store, in the transaction that creates the instance; a limit that refuses makes the
+/// start fail with a rate-limit error, and nothing is created).
+pub type StartGuard = Arc<dyn Fn(&StartRequest<'_>) -> Result<Vec<LimitCharge>, String> + Send + Sync>;
+
+/// An instance that has just finished (its terminal turn is committed), as a [`FinishedHook`]
+/// sees it.
+#[derive(Clone, Debug)]
+pub struct FinishedInstance {
+    /// The id.
+    pub instance_id: String,
+    /// The orchestrator.
+    pub name: String,
+    /// Its input.
+    pub input: Option<Payload>,
+    /// Completed, Failed or Terminated.
+    pub status: RuntimeStatus,
+    /// Output (Completed) or reason (Terminated).
+    pub output: Option<Payload>,
+    /// The last custom status.
+    pub custom_status: Option<Payload>,
+}
+
+/// Called on the node that committed an instance's terminal turn, after the commit, with a
+/// client of that node. Best effort and not durable: it runs at most once per finish and not
+/// at all if the node stops right after the commit, so use it for work whose loss is harmless
+/// (e.g. giving back reserved rate-limit units). It must return quickly (spawn anything slow).
+pub type FinishedHook = Arc<dyn Fn(&crate::Client, FinishedInstance) + Send + Sync>;
+
 /// Orchestrators and activities by name.
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -54,6 +100,8 @@ pub struct Registry {
     activities: HashMap<String, ActivityFn>,
     /// Keyed by (orchestrator name, [`event_key`] of the event name).
     event_hooks: HashMap<(String, String), EventHook>,
+    start_guards: HashMap<String, StartGuard>,
+    finished_hooks: HashMap<String, FinishedHook>,
 }
 
 impl Registry {
@@ -164,6 +212,30 @@ impl Registry {
     /// The hook of `orchestrator` for `event`.
     pub fn event_hook(&self, orchestrator: &str, event: &str) -> Option<EventHook> {
         self.event_hooks.get(&(orchestrator.to_owned(), event_key(event))).cloned()
+    }
+
+    /// Registers `guard` to check (and charge rate limits for) every start of orchestrator
+    /// `orchestrator` through the client, before the instance is created. Sub-orchestrations
+    /// started by other orchestrators are not guarded.
+    pub fn with_start_guard(mut self, orchestrator: &str, guard: StartGuard) -> Self {
+        self.start_guards.insert(orchestrator.to_owned(), guard);
+        self
+    }
+
+    /// The start guard of `orchestrator`.
+    pub fn start_guard(&self, orchestrator: &str) -> Option<StartGuard> {
+        self.start_guards.get(orchestrator).cloned()
+    }
+
+    /// Registers `hook` to run when an instance of `orchestrator` finishes (see [`FinishedHook`]).
+    pub fn on_finished(mut self, orchestrator: &str, hook: FinishedHook) -> Self {
+        self.finished_hooks.insert(orchestrator.to_owned(), hook);
+        self
+    }
+
+    /// The finished hook of `orchestrator`.
+    pub fn finished_hook(&self, orchestrator: &str) -> Option<FinishedHook> {
+        self.finished_hooks.get(orchestrator).cloned()
     }
 
     /// The orchestrator `name`.

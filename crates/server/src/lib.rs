@@ -32,7 +32,7 @@ use durable_store_sqlite::{SqliteStore, SqliteStoreOptions, Synchronous};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +60,24 @@ pub enum Error {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] durable_store::Error),
+    /// The data directory was used before but its database is gone: starting would silently
+    /// begin with an empty store.
+    #[error(
+        "the data directory {data_dir} was used before (it holds {marker}) but its database {database} is {state}: \
+         starting would create a new, empty store and every instance would silently be gone. Restore the \
+         database from a backup, or start with --fresh-store (fresh_store = true in [server]) to create an \
+         empty store on purpose"
+    )]
+    DamagedDataDir {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// The file that shows it was used.
+        marker: String,
+        /// The database file.
+        database: PathBuf,
+        /// `missing` or `empty`.
+        state: &'static str,
+    },
     /// The HTTP listener could not be bound.
     #[error("cannot listen on {addr}: {source}; pick another --port or --bind")]
     Bind {
@@ -118,6 +136,10 @@ pub struct ServerOptions {
     /// that the Python and JavaScript client SDKs call. Off by default; 0 picks a free port.
     /// The main listener keeps requiring the key.
     pub local_rpc_port: Option<u16>,
+    /// Create a new, empty SQLite store even though the data directory was used before and its
+    /// database is missing or empty (otherwise the start is refused, see
+    /// [`Error::DamagedDataDir`]).
+    pub fresh_store: bool,
     /// Runtime settings.
     pub runtime: RuntimeOptions,
     /// Prometheus metrics (`GET /metrics`).
@@ -190,6 +212,7 @@ impl Default for ServerOptions {
             http: HttpOptions::default(),
             allow_no_auth: false,
             local_rpc_port: None,
+            fresh_store: false,
             runtime: RuntimeOptions::default(),
             metrics: MetricsOptions::default(),
             dashboard: true,
@@ -209,6 +232,35 @@ pub fn describe_store(options: &ServerOptions) -> String {
 
 fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The file that shows `data_dir` was used by a node before, if any: a key file (`*.key`) or
+/// the SQLite lock file, which outlives the database it guards.
+pub fn data_dir_marker(data_dir: &Path) -> Option<String> {
+    let mut lock = DATABASE_FILE.to_owned();
+    lock.push_str(".lock");
+    let entries = std::fs::read_dir(data_dir).ok()?;
+    let mut names: Vec<String> =
+        entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names.into_iter().find(|n| n.ends_with(".key") || *n == lock)
+}
+
+/// Refuses to open the SQLite store of a data directory that was used before but whose
+/// database is missing or empty, unless `fresh_store` says that is intended.
+pub fn check_data_dir(options: &ServerOptions) -> Result<(), Error> {
+    let sqlite = matches!(options.store.as_deref(), None | Some("sqlite"));
+    if !sqlite || options.fresh_store {
+        return Ok(());
+    }
+    let Some(marker) = data_dir_marker(&options.data_dir) else { return Ok(()) };
+    let database = options.data_dir.join(DATABASE_FILE);
+    let state = match std::fs::metadata(&database) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Ok(m) if m.len() == 0 => "empty",
+        _ => return Ok(()),
+    };
+    Err(Error::DamagedDataDir { data_dir: options.data_dir.clone(), marker, database, state })
 }
 
 /// Opens the store `options` select: the SQLite file of the data directory, or PostgreSQL.
@@ -291,18 +343,25 @@ impl BoundServer {
     /// Creates the data directory, opens the store, starts the runtime and serves HTTP on the
     /// bound ports.
     pub async fn start(self, registry: Registry) -> Result<Server, Error> {
-        self.start_with(registry, DashboardExtras::default()).await
+        self.start_with(registry, DashboardExtras::default(), |_| axum::Router::new()).await
     }
 
     /// [`start`](Self::start), with what the dashboard needs to know about the registered
-    /// orchestrators.
-    pub async fn start_with(self, registry: Registry, extras: DashboardExtras) -> Result<Server, Error> {
+    /// orchestrators, and serving `routes` (built with a client of the node) next to the API:
+    /// e.g. an application's webhooks, which authenticate their callers themselves.
+    pub async fn start_with(
+        self,
+        registry: Registry,
+        extras: DashboardExtras,
+        routes: impl FnOnce(Client) -> axum::Router,
+    ) -> Result<Server, Error> {
         let BoundServer { listener, local_addr, local_rpc, mut options } = self;
         std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::Io {
             what: "cannot create the data directory",
             path: options.data_dir.clone(),
             source,
         })?;
+        check_data_dir(&options)?;
         if options.http.system_keys.is_empty() && !options.allow_no_auth {
             let key = keys::load_or_create_system_key(&options.data_dir)?;
             options.http.system_keys.push(key);
@@ -322,7 +381,7 @@ impl BoundServer {
         let stopped = || stop_http.clone().cancelled_owned();
         let mut http = vec![spawn_http(durable_http::serve(
             listener,
-            app(&options, &runtime, state.clone(), extras),
+            app(&options, &runtime, state.clone(), extras, routes(runtime.client())),
             stopped(),
         ))];
         let local_rpc_addr = local_rpc.map(|(listener, bound)| {
@@ -415,8 +474,10 @@ fn app(
     runtime: &Runtime,
     state: HttpState,
     extras: DashboardExtras,
+    routes: axum::Router,
 ) -> axum::Router {
-    let mut router = durable_http::router(state).merge(durable_http::health_router(runtime.store().clone()));
+    let mut router =
+        durable_http::router_with(state, routes).merge(durable_http::health_router(runtime.store().clone()));
     if options.dashboard {
         let dashboard = durable_dashboard::DashboardOptions {
             system_keys: options.http.system_keys.clone(),

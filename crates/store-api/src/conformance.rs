@@ -23,6 +23,7 @@ mod activities;
 mod client;
 mod concurrent;
 mod introspection;
+mod limits;
 mod rewind;
 mod turns;
 
@@ -30,6 +31,7 @@ pub use activities::*;
 pub use client::*;
 pub use concurrent::*;
 pub use introspection::*;
+pub use limits::*;
 pub use rewind::*;
 pub use turns::*;
 
@@ -91,6 +93,10 @@ macro_rules! conformance_tests {
             concurrent_creates_and_messages_each_get_their_own_answer,
             concurrent_commits_each_get_their_own_answer,
             concurrent_completions_each_get_their_own_answer,
+            limited_create_is_all_or_nothing,
+            refunds_give_units_back,
+            concurrent_limited_creates_never_overspend,
+            ready_backlog_counts_ready_instances,
             query_newest_first_pages_to_the_oldest,
             count_instances_follows_every_status_change,
             check_ready_until_closed,
@@ -156,6 +162,22 @@ impl<S, G> Guarded<S, G> {
 impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
     async fn create_instance(&self, request: CreateInstance) -> Result<()> {
         self.store.create_instance(request).await
+    }
+    async fn create_instance_limited(
+        &self,
+        request: CreateInstance,
+        charges: Vec<crate::LimitCharge>,
+    ) -> Result<()> {
+        self.store.create_instance_limited(request, charges).await
+    }
+    async fn refund_limits(&self, refunds: Vec<crate::LimitRefund>) -> Result<()> {
+        self.store.refund_limits(refunds).await
+    }
+    async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        self.store.limit_reference(key).await
+    }
+    async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        self.store.ready_backlog(at_most).await
     }
     async fn send_message(&self, instance_id: &str, event: HistoryEvent) -> Result<()> {
         self.store.send_message(instance_id, event).await

@@ -24,10 +24,12 @@
 pub mod codec;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod limits;
 pub mod meters;
 mod types;
 mod waiters;
 
+pub use limits::{LimitCharge, LimitRefund, LimitRefusal, Rate};
 pub use types::*;
 pub use waiters::CompletionWaiters;
 
@@ -75,6 +77,13 @@ pub enum Error {
     /// The store is closed or cannot be reached.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A rate limit refused [`Store::create_instance_limited`]; nothing was written.
+    #[error("rate limited: {0}")]
+    RateLimited(LimitRefusal),
+    /// The disk (or the database's quota) is full: nothing was written. Writes work again once
+    /// space is freed; no restart is needed.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     /// An error of the underlying database.
     #[error("storage error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -112,6 +121,45 @@ pub trait Store: Send + Sync + 'static {
     /// The history of the instance's current execution, in order. [`Error::NotFound`] if the
     /// instance does not exist.
     async fn read_history(&self, instance_id: &str) -> Result<Vec<HistoryEvent>>;
+
+    /// Like [`create_instance`](Store::create_instance), after charging `charges` against their
+    /// rate limits, in the same transaction: if any limit refuses, nothing is written (no
+    /// instance, no charge) and [`Error::RateLimited`] names the limit with the longest wait;
+    /// if the create itself fails, no charge is kept. A charge's `reference` is stored with
+    /// its key. With no charges this is `create_instance`; stores without limits refuse charges.
+    async fn create_instance_limited(
+        &self,
+        request: CreateInstance,
+        charges: Vec<LimitCharge>,
+    ) -> Result<()> {
+        if charges.is_empty() {
+            return self.create_instance(request).await;
+        }
+        Err(Error::Invalid("this store does not keep rate limits".into()))
+    }
+
+    /// Gives units back to rate limits (see [`limits::refund`]); keys without a row are
+    /// skipped. Also drops rows whose limits have been at full budget for
+    /// [`limits::LIMIT_RETENTION`].
+    async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        let _ = refunds;
+        Ok(())
+    }
+
+    /// The reference last stored with the limit `key` (see [`LimitCharge::reference`]), or
+    /// `None` when the key has no row.
+    async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Instances with work ready and waiting for a turn, counted up to `at_most` (so the count
+    /// costs at most that much): the engine's backlog, for load shedding. `None` when the store
+    /// cannot tell.
+    async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        let _ = at_most;
+        Ok(None)
+    }
 
     /// Instances matching `query`, ordered by (created time, instance id) (descending when
     /// [`InstanceQuery::newest_first`]), one page at a time. Stores answer every filter from an

@@ -103,6 +103,10 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> Error {
         if db.code().code() == CONFLICT_SQLSTATE {
             return Error::Conflict(db.message().to_owned());
         }
+        // disk_full (53100): nothing was written; writes work again once space is freed.
+        if *db.code() == tokio_postgres::error::SqlState::DISK_FULL {
+            return Error::StorageFull(format!("the PostgreSQL server's disk is full: {}", db.message()));
+        }
         return Error::backend(e);
     }
     if e.is_closed() {

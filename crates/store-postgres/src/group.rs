@@ -90,6 +90,8 @@ pub(crate) fn copy_error(e: &Error) -> Error {
         Error::Conflict(m) => Error::Conflict(m.clone()),
         Error::Invalid(m) => Error::Invalid(m.clone()),
         Error::Unavailable(m) => Error::Unavailable(m.clone()),
+        Error::RateLimited(r) => Error::RateLimited(r.clone()),
+        Error::StorageFull(m) => Error::StorageFull(m.clone()),
         other => Error::backend(std::io::Error::other(other.to_string())),
     }
 }
@@ -136,6 +138,9 @@ mod tests {
     fn copied_errors_keep_their_kind() {
         assert!(matches!(copy_error(&Error::LeaseLost), Error::LeaseLost));
         assert!(matches!(copy_error(&Error::Conflict("x".into())), Error::Conflict(m) if m == "x"));
+        assert!(
+            matches!(copy_error(&Error::StorageFull("disk".into())), Error::StorageFull(m) if m == "disk")
+        );
         let backend = Error::backend(std::io::Error::other("disk"));
         assert!(copy_error(&backend).to_string().contains("disk"));
     }

@@ -105,6 +105,11 @@
 //! (LISTEN does not work in transaction pooling). Connections are made without TLS for now
 //! (`sslmode=disable`/`prefer`), so reach a remote server over a private network or a tunnel.
 //!
+//! **What a purge leaves.** A purge deletes the rows, but PostgreSQL keeps the old row versions
+//! in the table files until `VACUUM` (autovacuum) marks their space free, and the bytes stay
+//! until the space is reused; the WAL, replicas, WAL archives and backups keep them for their own
+//! retention. Run `VACUUM` (or `VACUUM FULL`) on the schema's tables to make a purge final.
+//!
 //! Status-row timestamps are kept at microsecond precision (event timestamps inside histories
 //! and messages keep full precision).
 #![warn(missing_docs)]
@@ -112,6 +117,7 @@
 mod batch;
 mod codec;
 mod group;
+mod limits;
 mod notify;
 mod ops;
 mod read;
@@ -124,8 +130,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use durable_core::HistoryEvent;
 use durable_store::{
     ActivityLease, ActivityOutcome, ActivityWorkItem, Backlog, Clock, CreateInstance, Error, InstancePage,
-    InstanceQuery, InstanceState, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease, OrchestrationWorkItem,
-    PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
+    InstanceQuery, InstanceState, LimitCharge, LimitRefund, MAX_MESSAGES_PER_WORK_ITEM, OrchestrationLease,
+    OrchestrationWorkItem, PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
 };
 use group::Group;
 use notify::Signals;
@@ -211,6 +217,7 @@ struct Inner {
 struct Groups {
     turns: Group<TurnCommit, ()>,
     creates: Group<CreateInstance, ()>,
+    limited_creates: Group<(CreateInstance, Vec<LimitCharge>), ()>,
     messages: Group<(String, HistoryEvent), ()>,
     completions: Group<batch::Completion, bool>,
 }
@@ -250,6 +257,7 @@ impl Groups {
         Groups {
             turns: group(store, |s, items| async move { s.commit_turn_batch(items).await }),
             creates: group(store, |s, items| async move { s.create_batch(items).await }),
+            limited_creates: group(store, |s, items| async move { s.create_limited_batch(items).await }),
             messages: group(store, |s, items| async move { s.send_batch(items).await }),
             completions: group(store, |s, items| async move { s.complete_batch(items).await }),
         }
@@ -540,6 +548,33 @@ impl Store for PostgresStore {
             return self.create_instance_single(&request).await;
         }
         self.inner.groups.creates.call(request).await
+    }
+
+    async fn create_instance_limited(
+        &self,
+        request: CreateInstance,
+        charges: Vec<LimitCharge>,
+    ) -> Result<()> {
+        if charges.is_empty() {
+            return self.create_instance(request).await;
+        }
+        self.check_open()?;
+        if request.parent.is_some() {
+            return self.create_limited(&request, &charges).await;
+        }
+        self.inner.groups.limited_creates.call((request, charges)).await
+    }
+
+    async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        self.refund(refunds).await
+    }
+
+    async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        self.reference(key).await
+    }
+
+    async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        self.backlog(at_most).await
     }
 
     async fn send_message(&self, instance_id: &str, event: HistoryEvent) -> Result<()> {

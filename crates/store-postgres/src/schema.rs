@@ -9,7 +9,7 @@ use crate::codec::pg;
 use durable_store::{Error, Result};
 
 /// The schema version this build writes. Bump it when adding a migration.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`; `__SCHEMA__` is replaced by the
 /// quoted schema name.
@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/v2.sql"),
     include_str!("sql/v3.sql"),
     include_str!("sql/v4.sql"),
+    include_str!("sql/v5.sql"),
 ];
 
 /// First key of the migration advisory lock ("dura"); the second is the schema name's hash.

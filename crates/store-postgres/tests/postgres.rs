@@ -77,6 +77,7 @@ async fn a_version_1_schema_is_upgraded() {
              DROP TRIGGER instances_count_update ON {q}.instances; \
              DROP FUNCTION {q}.count_status_change; DROP FUNCTION {q}.fold_instance_counts; \
              DROP TABLE {q}.instance_counts; \
+             DROP TABLE {q}.limits; \
              DELETE FROM {q}.schema_version WHERE version > 1"
         ))
         .await

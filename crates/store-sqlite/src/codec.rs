@@ -15,7 +15,14 @@ pub(crate) trait Db<T> {
 
 impl<T> Db<T> for rusqlite::Result<T> {
     fn db(self) -> Result<T> {
-        self.map_err(Error::backend)
+        self.map_err(|e| match e.sqlite_error_code() {
+            // The disk (or max_page_count) is full: say so, so the API can answer 507 instead
+            // of a bare 500. Nothing was written; writes work again once space is freed.
+            Some(rusqlite::ErrorCode::DiskFull) => Error::StorageFull(format!(
+                "the disk holding the SQLite database is full ({e}); free space and retry"
+            )),
+            _ => Error::backend(e),
+        })
     }
 }
 

@@ -349,6 +349,12 @@ impl Orchestrations {
         let due = self.timers.range(..(now.saturating_add(1), i64::MIN)).count();
         (ready as u64, due as u64)
     }
+
+    /// Instances waiting in the ready queue (an upper bound: stale entries are only dropped
+    /// when they reach the front), for load shedding.
+    pub fn ready_count(&self) -> usize {
+        self.ready.len()
+    }
 }
 
 /// The activity side of the index.

@@ -55,6 +55,7 @@
 mod checkpoint;
 mod codec;
 mod dispatch;
+mod limits;
 mod ops;
 mod read;
 mod schema;
@@ -65,8 +66,8 @@ use codec::{dur_us, ts, us_dur};
 use durable_core::HistoryEvent;
 use durable_store::{
     ActivityLease, ActivityOutcome, ActivityWorkItem, Backlog, Clock, CreateInstance, Error, InstancePage,
-    InstanceQuery, InstanceState, OrchestrationLease, OrchestrationWorkItem, PurgeFilter, Result, Store,
-    StoreMetrics, SystemClock, TurnCommit,
+    InstanceQuery, InstanceState, LimitCharge, LimitRefund, OrchestrationLease, OrchestrationWorkItem,
+    PurgeFilter, Result, Store, StoreMetrics, SystemClock, TurnCommit,
 };
 use parking_lot::Mutex;
 use read::ReadPool;
@@ -286,10 +287,14 @@ fn lock_file(db: &Path) -> Result<File> {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&path)
         .map_err(|e| Error::Unavailable(format!("cannot open the lock file {}: {e}", path.display())))?;
     match file.try_lock() {
@@ -336,6 +341,34 @@ fn rebuild_index(conn: &rusqlite::Connection, shared: &Shared) -> Result<()> {
 impl Store for SqliteStore {
     async fn create_instance(&self, request: CreateInstance) -> Result<()> {
         self.write(|tx| Command::Create(Box::new(request), tx)).await
+    }
+
+    async fn create_instance_limited(
+        &self,
+        request: CreateInstance,
+        charges: Vec<LimitCharge>,
+    ) -> Result<()> {
+        if charges.is_empty() {
+            return self.create_instance(request).await;
+        }
+        self.write(|tx| Command::CreateLimited(Box::new(request), charges, tx)).await
+    }
+
+    async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
+        let refunds = durable_store::limits::merge_refunds(refunds);
+        self.write(|tx| Command::RefundLimits(refunds, tx)).await
+    }
+
+    async fn limit_reference(&self, key: &str) -> Result<Option<String>> {
+        self.check_open()?;
+        let key = key.to_owned();
+        self.inner.reads.run(move |c| limits::reference(c, &key)).await
+    }
+
+    async fn ready_backlog(&self, at_most: u64) -> Result<Option<u64>> {
+        self.check_open()?;
+        let ready = self.shared().dispatch.lock().orch.ready_count() as u64;
+        Ok(Some(ready.min(at_most)))
     }
 
     async fn send_message(&self, instance_id: &str, event: HistoryEvent) -> Result<()> {

@@ -15,10 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`). Bump it when adding a migration.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1.
 ///
@@ -129,6 +129,19 @@ WHEN old.status <> new.status BEGIN
 END;
 ";
 
+/// Version 4: rate limits (see `limits.rs`). One row per limit key (a keyed hash, never a phone
+/// number or address in clear): its GCRA theoretical arrival time (unix µs) and the reference
+/// of its last charge (e.g. the verification an SMS reply answers). No index on `tat`: every
+/// start rewrites its rows' `tat`, and an index would double that work; the rare sweep of
+/// expired rows scans instead.
+const V4: &str = "
+CREATE TABLE limits (
+    key TEXT PRIMARY KEY NOT NULL,
+    tat INTEGER NOT NULL,
+    reference TEXT
+) WITHOUT ROWID;
+";
+
 /// How long a connection waits for a lock before failing. Only the writer writes, so this
 /// covers checkpoints and external tools (e.g. `sqlite3` reading the file), not contention.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,6 +163,7 @@ fn configure(conn: &Connection) -> Result<()> {
 
 /// Opens the write connection: WAL, the requested durability, and the schema up to date.
 pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection> {
+    create_private(path)?;
     let conn = Connection::open(path).db()?;
     configure(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
@@ -165,12 +179,33 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
     };
     // recursive_triggers: a row that `INSERT OR REPLACE` deletes fires the delete trigger too,
     // which keeps `instance_counts` exact when a finished instance is replaced (see V3).
+    // secure_delete: deleted rows (a purge) are overwritten with zeros instead of lingering in
+    // free pages, where phone numbers and inputs would stay readable in the file.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA recursive_triggers = ON;"
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA recursive_triggers = ON; \
+         PRAGMA secure_delete = ON;"
     ))
     .db()?;
     migrate(&conn, path)?;
     Ok(conn)
+}
+
+/// Creates the database file readable and writable by its owner only (0600), if it does not
+/// exist yet. SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so
+/// they are private too.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Unavailable(format!("cannot create the database {}: {e}", path.display()))),
+    }
 }
 
 /// Opens the checkpointer's connection (run after [`open_writer`]): it writes only pages the

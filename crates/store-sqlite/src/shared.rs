@@ -5,7 +5,7 @@ use crate::dispatch::Dispatch;
 use durable_store::{Clock, CompletionWaiters, StoreMetrics};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 /// Counters behind [`durable_store::Store::metrics`].
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub waiters: CompletionWaiters,
     pub metrics: Metrics,
     pub closed: AtomicBool,
+    /// When the writer last swept expired rate-limit rows (unix µs).
+    pub limits_swept_at: AtomicI64,
     next_token: AtomicU64,
 }
 
@@ -51,6 +53,7 @@ impl Shared {
             waiters: CompletionWaiters::default(),
             metrics: Metrics::default(),
             closed: AtomicBool::new(false),
+            limits_swept_at: AtomicI64::new(0),
             next_token: AtomicU64::new(1),
         }
     }

@@ -17,7 +17,8 @@ use crate::ops::{ActivityRow, Ctx, Effects};
 use crate::shared::Shared;
 use durable_core::HistoryEvent;
 use durable_store::{
-    ActivityLease, ActivityOutcome, CreateInstance, Error, PurgeFilter, Result, RewindCommit, TurnCommit,
+    ActivityLease, ActivityOutcome, CreateInstance, Error, LimitCharge, LimitRefund, PurgeFilter, Result,
+    RewindCommit, TurnCommit,
 };
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ type Reply<T> = oneshot::Sender<Result<T>>;
 /// A write request.
 pub(crate) enum Command {
     Create(Box<CreateInstance>, Reply<()>),
+    CreateLimited(Box<CreateInstance>, Vec<LimitCharge>, Reply<()>),
+    RefundLimits(Vec<LimitRefund>, Reply<()>),
     Send(String, Box<HistoryEvent>, Reply<()>),
     Commit(Box<TurnCommit>, Reply<()>),
     Complete(ActivityLease, Box<ActivityOutcome>, Reply<()>),
@@ -42,6 +45,8 @@ pub(crate) enum Command {
 /// What a command asks for, without its reply channel, so a batch can be run twice.
 enum Request {
     Create(Box<CreateInstance>),
+    CreateLimited(Box<CreateInstance>, Vec<LimitCharge>),
+    RefundLimits(Vec<LimitRefund>),
     Send(String, Box<HistoryEvent>),
     Commit(Box<TurnCommit>),
     Complete(ActivityLease, Box<ActivityOutcome>),
@@ -70,6 +75,8 @@ impl Command {
     fn split(self) -> (Request, ReplyTo) {
         match self {
             Command::Create(r, tx) => (Request::Create(r), ReplyTo::Unit(tx)),
+            Command::CreateLimited(r, c, tx) => (Request::CreateLimited(r, c), ReplyTo::Unit(tx)),
+            Command::RefundLimits(r, tx) => (Request::RefundLimits(r), ReplyTo::Unit(tx)),
             Command::Send(id, e, tx) => (Request::Send(id, e), ReplyTo::Unit(tx)),
             Command::Commit(c, tx) => (Request::Commit(c), ReplyTo::Unit(tx)),
             Command::Complete(l, o, tx) => (Request::Complete(l, o), ReplyTo::Unit(tx)),
@@ -132,6 +139,14 @@ fn execute(ctx: &Ctx<'_>, request: &Request, fx: &mut Effects) -> Outcome {
             }
             Outcome::Unit(r)
         }
+        Request::CreateLimited(req, charges) => {
+            let r = ctx.create_limited(fx, req, charges);
+            if r.is_ok() {
+                fx.client_writes += 1;
+            }
+            Outcome::Unit(r)
+        }
+        Request::RefundLimits(refunds) => Outcome::Unit(ctx.refund_limits(refunds)),
         Request::Send(id, event) => Outcome::Unit(ctx.send(fx, id, event)),
         Request::Commit(c) => Outcome::Unit(ctx.commit(fx, c)),
         Request::Complete(lease, outcome) => Outcome::Unit(ctx.complete(fx, lease, outcome)),
@@ -195,7 +210,7 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bo
             let msg = e.to_string();
             tracing::error!(error = %msg, "a write transaction failed; its commands are reported as failed");
             for reply in replies {
-                reply.send_error(Error::Backend(msg.clone().into()));
+                reply.send_error(batch_error(&e, &msg));
             }
             return false;
         }
@@ -215,10 +230,19 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bo
             tracing::error!(error = %msg, "a write transaction failed; its commands are reported as failed");
             unpin_all(shared, done.iter().map(|(_, fx)| fx));
             for (reply, (outcome, _)) in replies.into_iter().zip(done) {
-                reply.send(outcome.fail(|| Error::Backend(msg.clone().into())));
+                reply.send(outcome.fail(|| batch_error(&e, &msg)));
             }
             false
         }
+    }
+}
+
+/// The error every command of a failed batch gets: a full disk stays recognisable (the API
+/// answers 507 with the cause), anything else is a backend error.
+fn batch_error(e: &Error, msg: &str) -> Error {
+    match e {
+        Error::StorageFull(_) => Error::StorageFull(msg.to_owned()),
+        _ => Error::Backend(msg.to_owned().into()),
     }
 }
 

@@ -110,12 +110,14 @@ async fn upgrading_from_version_2_counts_the_existing_instances() {
         run_turn(&store, "u1", |c| c.status = RuntimeStatus::Completed).await;
         store.close().await.unwrap();
     }
-    // Back to version 2, as a database written by an older build would be.
+    // Back to version 2, as a database written by an older build would be (versions 3 and 4
+    // added the counts and indexes, and the limits table).
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TRIGGER instance_counts_insert; DROP TRIGGER instance_counts_delete;
          DROP TRIGGER instance_counts_update; DROP TABLE instance_counts;
-         DROP INDEX instances_by_status; DROP INDEX instances_by_name; PRAGMA user_version = 2;",
+         DROP INDEX instances_by_status; DROP INDEX instances_by_name; DROP TABLE limits;
+         PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);

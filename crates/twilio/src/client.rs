@@ -37,15 +37,28 @@ impl fmt::Debug for TwilioClient {
 }
 
 /// What one failed attempt leaves behind: the error and, for 429/503, the server's `Retry-After`.
-struct Failure {
-    error: Error,
-    retry_after: Option<Duration>,
+#[derive(Debug)]
+pub struct AttemptError {
+    /// Why the attempt failed.
+    pub error: Error,
+    /// How long Twilio asked us to wait (`Retry-After` of a retryable answer), if it did.
+    pub retry_after: Option<Duration>,
 }
+
+type Failure = AttemptError;
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Self { error, retry_after: None }
     }
+}
+
+/// Message options beyond `To` and `Body`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SmsOptions {
+    /// `StatusCallback`: the URL Twilio POSTs delivery status changes to (`queued`, `sent`,
+    /// `delivered`, `undelivered`, `failed`, with `ErrorCode`), signed with `X-Twilio-Signature`.
+    pub status_callback: Option<String>,
 }
 
 impl TwilioClient {
@@ -91,11 +104,21 @@ impl TwilioClient {
     /// Logs carry only the masked recipient, the attempt, HTTP status, Twilio code and message
     /// SID: never the body (it holds the code) nor the auth token.
     pub async fn send_sms(&self, to: &str, body: &str) -> Result<SentMessage, Error> {
+        self.send_sms_with(to, body, &SmsOptions::default()).await
+    }
+
+    /// [`send_sms`](Self::send_sms) with options (e.g. a status callback URL).
+    pub async fn send_sms_with(
+        &self,
+        to: &str,
+        body: &str,
+        options: &SmsOptions,
+    ) -> Result<SentMessage, Error> {
         let cfg = &self.inner.config;
         let masked_to = mask_phone(to);
         let mut attempt = 1;
         loop {
-            let failure = match self.attempt(to, body, attempt).await {
+            let failure = match self.attempt(to, body, options, attempt).await {
                 Ok(message) => {
                     tracing::info!(
                         to = %masked_to,
@@ -151,9 +174,49 @@ impl TwilioClient {
         }
     }
 
+    /// Exactly one HTTP exchange, without retries, for callers that run their own retry policy
+    /// (e.g. one bounded by a deadline): the error says whether another try can help
+    /// ([`Error::is_permanent`]) and how long Twilio asked to wait.
+    pub async fn try_send_sms(
+        &self,
+        to: &str,
+        body: &str,
+        options: &SmsOptions,
+    ) -> Result<SentMessage, AttemptError> {
+        let result = self.attempt(to, body, options, 1).await;
+        match &result {
+            Ok(message) => tracing::info!(
+                to = %mask_phone(to),
+                sid = %message.sid,
+                status = ?message.status,
+                "Twilio accepted the SMS"
+            ),
+            Err(failure) => tracing::warn!(
+                to = %mask_phone(to),
+                http_status = failure.error.http_status(),
+                code = failure.error.code(),
+                permanent = failure.error.is_permanent(),
+                kind = kind(&failure.error),
+                retry_after_secs = failure.retry_after.map(|d| d.as_secs()),
+                "sending SMS through Twilio failed"
+            ),
+        }
+        result
+    }
+
     /// One HTTP exchange, classified into a message or a [`Failure`].
-    async fn attempt(&self, to: &str, body: &str, attempt: u32) -> Result<SentMessage, Failure> {
+    async fn attempt(
+        &self,
+        to: &str,
+        body: &str,
+        options: &SmsOptions,
+        attempt: u32,
+    ) -> Result<SentMessage, Failure> {
         let cfg = &self.inner.config;
+        let mut form = vec![("To", to), ("From", cfg.from.as_str()), ("Body", body)];
+        if let Some(url) = &options.status_callback {
+            form.push(("StatusCallback", url.as_str()));
+        }
         let request = self
             .inner
             .http
@@ -161,7 +224,7 @@ impl TwilioClient {
             .basic_auth(&cfg.account_sid, Some(cfg.auth_token.expose()))
             .header(ACCEPT, "application/json")
             .timeout(cfg.request_timeout)
-            .form(&[("To", to), ("From", cfg.from.as_str()), ("Body", body)]);
+            .form(&form);
 
         let response = request.send().await.map_err(|err| self.transport(err, attempt))?;
         let status = response.status().as_u16();

@@ -53,12 +53,13 @@ mod error;
 mod mask;
 mod message;
 mod retry;
+pub mod webhook;
 
 #[cfg(feature = "fake")]
 pub mod fake;
 
-pub use client::TwilioClient;
+pub use client::{AttemptError, SmsOptions, TwilioClient};
 pub use config::{DEFAULT_BASE_URL, SecretString, TwilioConfig};
 pub use error::Error;
-pub use mask::mask_phone;
+pub use mask::{MAX_MASKED_CHARS, mask_phone};
 pub use message::{MessageStatus, SentMessage};

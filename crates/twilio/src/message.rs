@@ -101,6 +101,28 @@ pub enum MessageStatus {
     Unknown,
 }
 
+impl MessageStatus {
+    /// Twilio's name of the status (`queued`, `delivered`, ...; `unknown` for [`Self::Unknown`]).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sending => "sending",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Undelivered => "undelivered",
+            MessageStatus::Receiving => "receiving",
+            MessageStatus::Received => "received",
+            MessageStatus::Accepted => "accepted",
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Read => "read",
+            MessageStatus::PartiallyDelivered => "partially_delivered",
+            MessageStatus::Canceled => "canceled",
+            MessageStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// Twilio's error document: `{"code": 21211, "message": "...", "more_info": "...", "status": 400}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ApiErrorBody {

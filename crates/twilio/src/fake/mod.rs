@@ -15,6 +15,9 @@
 //! otherwise), so tests need no magic `From`.
 
 mod server;
+mod webhooks;
+
+pub use webhooks::{Delivery, FakeCallback, InboundReply, Signing};
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -132,8 +135,14 @@ struct State {
     requests: Vec<FakeRequest>,
     failures: VecDeque<Injected>,
     delays: VecDeque<Duration>,
+    /// Answers held back after the message was accepted (the answer is lost or late).
+    post_accept_delays: VecDeque<Duration>,
     trial_allow_list: Option<Vec<String>>,
     allowed_from: Option<Vec<String>>,
+    /// How messages to a number are reported as delivered (default: delivered).
+    delivery: std::collections::HashMap<String, Delivery>,
+    /// Status callbacks posted so far.
+    callbacks: Vec<FakeCallback>,
 }
 
 struct Shared {
@@ -160,7 +169,13 @@ impl std::fmt::Debug for FakeTwilio {
 impl FakeTwilio {
     /// Binds `127.0.0.1:0` and serves in a background task of the current tokio runtime.
     pub async fn start(options: FakeTwilioOptions) -> Result<FakeTwilio, Error> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.map_err(Error::Bind)?;
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), options).await
+    }
+
+    /// Like [`start`](Self::start), on a given loopback address (e.g. a port a client was
+    /// already pointed at while nothing listened there).
+    pub async fn start_on(addr: SocketAddr, options: FakeTwilioOptions) -> Result<FakeTwilio, Error> {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let shared = Arc::new(Shared {
             account_sid: options.account_sid,
@@ -286,6 +301,58 @@ impl FakeTwilio {
         self.shared.state.send_modify(|s| s.delays.extend(std::iter::repeat_n(delay, n)));
     }
 
+    /// The next `n` requests are processed normally (a valid one is accepted and recorded, so
+    /// the SMS "goes out"), but their answer is held back for `delay`: a client whose timeout is
+    /// shorter, or that is killed meanwhile, never learns the message was sent.
+    pub fn accept_then_delay_next(&self, n: usize, delay: Duration) {
+        self.shared.state.send_modify(|s| s.post_accept_delays.extend(std::iter::repeat_n(delay, n)));
+    }
+
+    /// Status callbacks of messages to `to` report `delivery` (by default: `sent`, `delivered`).
+    pub fn set_delivery(&self, to: &str, delivery: Delivery) {
+        self.shared.state.send_modify(|s| {
+            s.delivery.insert(to.to_owned(), delivery);
+        });
+    }
+
+    /// Every status callback posted so far, oldest first.
+    pub fn callbacks(&self) -> Vec<FakeCallback> {
+        self.shared.state.borrow().callbacks.clone()
+    }
+
+    /// Waits until at least `n` status callbacks were posted (and answered or failed).
+    pub async fn wait_for_callbacks(&self, n: usize, timeout: Duration) -> Result<Vec<FakeCallback>, Error> {
+        self.wait(format!("{n} status callback(s)"), timeout, |s| {
+            (s.callbacks.len() >= n).then(|| s.callbacks.clone())
+        })
+        .await
+    }
+
+    /// Posts an inbound message (the user texts `body` from `from` to the account's number
+    /// `to`) to the application's webhook `url`, signed as `signing` says, like Twilio does;
+    /// returns the application's answer (TwiML).
+    pub async fn send_inbound(
+        &self,
+        url: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        signing: Signing<'_>,
+    ) -> Result<InboundReply, reqwest::Error> {
+        let params = vec![
+            ("AccountSid".to_owned(), self.shared.account_sid.clone()),
+            ("ApiVersion".to_owned(), "2010-04-01".to_owned()),
+            ("Body".to_owned(), body.to_owned()),
+            ("From".to_owned(), from.to_owned()),
+            ("MessageSid".to_owned(), format!("SM{}", uuid::Uuid::new_v4().simple())),
+            ("NumMedia".to_owned(), "0".to_owned()),
+            ("NumSegments".to_owned(), "1".to_owned()),
+            ("SmsStatus".to_owned(), "received".to_owned()),
+            ("To".to_owned(), to.to_owned()),
+        ];
+        webhooks::post(&reqwest::Client::new(), url, &params, &self.shared.auth_token, signing).await
+    }
+
     /// Turns trial-account behaviour on (`Some`: only these `To` numbers) or off (`None`).
     pub fn set_trial_allow_list(&self, numbers: Option<Vec<String>>) {
         self.shared.state.send_modify(|s| s.trial_allow_list = numbers);
@@ -298,6 +365,7 @@ impl FakeTwilio {
             s.requests.clear();
             s.failures.clear();
             s.delays.clear();
+            s.post_accept_delays.clear();
         });
     }
 

@@ -95,6 +95,20 @@ async fn create_message(
         }
         None => handle(&shared, &account_sid, auth, &params),
     };
+    let mut post_delay = None;
+    shared.state.send_if_modified(|s| {
+        post_delay = s.post_accept_delays.pop_front();
+        post_delay.is_some()
+    });
+    if let Some(delay) = post_delay {
+        let mut stop = shared.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|stopped| *stopped) => {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+    }
     let status = response.status().as_u16();
     shared.state.send_modify(|s| {
         if let Some(r) = s.requests.get_mut(index) {
@@ -107,7 +121,7 @@ async fn create_message(
 
 /// Normal processing: auth, account, form rules, magic numbers; stores the message on success.
 fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     account_sid: &str,
     auth: Option<(String, String)>,
     params: &[(String, String)],
@@ -147,6 +161,7 @@ fn handle(
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("twilio-request-id", value);
     }
+    super::webhooks::schedule_callbacks(shared.clone(), &message);
     shared.state.send_modify(|s| s.messages.push(message));
     (response, None)
 }
