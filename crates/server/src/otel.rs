@@ -157,7 +157,7 @@ thread_local! {
 }
 
 /// The provider's id generator: random ids, except for a span built while an id is preset on
-/// the current thread ([`with_ids`]), which gets that id (an orchestration's recorded identity).
+/// the current thread (`with_ids`), which gets that id (an orchestration's recorded identity).
 #[derive(Debug, Default)]
 pub struct RecordedIds {
     random: RandomIdGenerator,
