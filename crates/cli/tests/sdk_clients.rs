@@ -69,20 +69,41 @@ fn driver_env(command: &mut Command, durable: &Durable, rpc: bool, prefix: &str)
         .env("DURABLE_PREFIX", prefix);
 }
 
-async fn run_python(durable: &Durable, rpc: bool, prefix: &str) -> Value {
-    let python = tokio::task::spawn_blocking(sdk::python).await.unwrap();
-    let mut command = Command::new(python);
-    command.arg(sdk::file("driver.py"));
+/// Which driver to run, and (for the rewind scenario) the Failed instance it rewinds.
+#[derive(Clone, Copy)]
+enum Sdk {
+    Python,
+    JavaScript,
+}
+
+async fn run_driver(sdk: Sdk, durable: &Durable, rpc: bool, prefix: &str, rewind: Option<&str>) -> Value {
+    let mut command = match sdk {
+        Sdk::Python => {
+            let python = tokio::task::spawn_blocking(sdk::python).await.unwrap();
+            let mut command = Command::new(python);
+            command.arg(sdk::file("driver.py"));
+            command
+        }
+        Sdk::JavaScript => {
+            let node_modules = tokio::task::spawn_blocking(sdk::node_modules).await.unwrap();
+            let mut command = Command::new("node");
+            command.arg(sdk::file("driver.js")).env("NODE_PATH", node_modules);
+            command
+        }
+    };
     driver_env(&mut command, durable, rpc, prefix);
+    if let Some(id) = rewind {
+        command.env("DURABLE_REWIND", id);
+    }
     tokio::task::spawn_blocking(move || sdk::run_driver(command)).await.unwrap()
 }
 
+async fn run_python(durable: &Durable, rpc: bool, prefix: &str) -> Value {
+    run_driver(Sdk::Python, durable, rpc, prefix, None).await
+}
+
 async fn run_javascript(durable: &Durable, rpc: bool, prefix: &str) -> Value {
-    let node_modules = tokio::task::spawn_blocking(sdk::node_modules).await.unwrap();
-    let mut command = Command::new("node");
-    command.arg(sdk::file("driver.js")).env("NODE_PATH", node_modules);
-    driver_env(&mut command, durable, rpc, prefix);
-    tokio::task::spawn_blocking(move || sdk::run_driver(command)).await.unwrap()
+    run_driver(Sdk::JavaScript, durable, rpc, prefix, None).await
 }
 
 /// The runtime status of `id` as the server reports it (None once purged).
@@ -222,6 +243,56 @@ async fn javascript_sdk_in_webhook_mode_with_the_key_in_the_urls() {
     let durable = serve(&dir);
     let summary = run_javascript(&durable, false, "js-webhook-").await;
     check_javascript(&durable, &summary, "js-webhook-").await;
+}
+
+// ---------------------------------------------------------------------------------- rewind
+
+/// The rewind scenario, in rpc and webhook mode: Twilio refuses the number (a trial account
+/// whose allow-list is empty), so the SMS activity fails for good and the verification is
+/// `Failed`; once the number is allowed, the SDK rewinds the instance (and sees the 404 of an
+/// unknown id and the refusal for an instance that is not Failed), the SMS goes out again, and
+/// the right code completes the verification with `true`.
+async fn sdk_rewinds_failed_verifications(sdk: Sdk, prefix: &str) {
+    let twilio = fake_twilio().await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--local-rpc-port", "0", "--verification-window", "1h"];
+    let launch = Launch { args: args.map(String::from).to_vec(), twilio: Some(twilio.base_url()) };
+    let durable = Durable::start(&dir.path().join("data"), &launch);
+    for (n, rpc) in [(300, true), (301, false)] {
+        twilio.set_trial_allow_list(Some(vec![]));
+        let to = phone(n);
+        let start = durable.start_verification(&format!("\"{to}\"")).await;
+        let failed = durable.finished(&start).await;
+        assert_eq!(failed["runtimeStatus"], "Failed", "{failed}");
+        twilio.set_trial_allow_list(None);
+
+        let id = start["id"].as_str().unwrap();
+        let summary = run_driver(sdk, &durable, rpc, prefix, Some(id)).await;
+        eprintln!("driver summary: {summary}");
+        let checked = summary["checked"].to_string();
+        for operation in [
+            "rewind of an unknown id (404)",
+            "rewind of a Failed instance",
+            "rewind of an instance that is not Failed (412)",
+        ] {
+            assert!(checked.contains(operation), "{operation} was not checked: {summary}");
+        }
+        let code = sms_code(&twilio, &to).await;
+        assert_eq!(durable.answer(&start, &format!("\"{code}\"")).await, 202);
+        let done = durable.finished(&start).await;
+        assert_eq!((&done["runtimeStatus"], &done["output"]), (&json!("Completed"), &json!(true)), "{done}");
+    }
+    assert!(!durable.log().contains(KEY), "the system key appears in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_rewinds_a_failed_verification() {
+    sdk_rewinds_failed_verifications(Sdk::Python, "py-rewind-").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_sdk_rewinds_a_failed_verification() {
+    sdk_rewinds_failed_verifications(Sdk::JavaScript, "js-rewind-").await;
 }
 
 // ------------------------------------------------------------------------ local RPC endpoint

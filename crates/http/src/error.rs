@@ -160,6 +160,11 @@ impl From<ClientError> for ApiError {
             }
             ClientError::InvalidInput(_) => ApiError::new(S::BAD_REQUEST, "InvalidInput", e.to_string()),
             ClientError::RateLimited(refusal) => rate_limited(&refusal),
+            ClientError::NotFailed { .. } => ApiError::new(
+                S::PRECONDITION_FAILED,
+                "NotFailed",
+                format!("{e}; restart runs it again from the start"),
+            ),
             ClientError::Conflict(_) => ApiError::new(S::CONFLICT, "Conflict", e.to_string()),
             ClientError::Timeout { .. } => ApiError::new(S::SERVICE_UNAVAILABLE, "Timeout", e.to_string()),
             ClientError::Store(store) => store.into(),
@@ -291,6 +296,10 @@ mod tests {
             (ClientError::InvalidEventName("x".into()), StatusCode::BAD_REQUEST),
             (ClientError::InvalidInput("x".into()), StatusCode::BAD_REQUEST),
             (ClientError::Conflict("x".into()), StatusCode::CONFLICT),
+            (
+                ClientError::NotFailed { instance_id: "a".into(), status: RuntimeStatus::Completed },
+                StatusCode::PRECONDITION_FAILED,
+            ),
             (ClientError::Store(StoreError::Invalid("bad token".into())), StatusCode::BAD_REQUEST),
             (ClientError::Store(StoreError::Unavailable("closed".into())), StatusCode::SERVICE_UNAVAILABLE),
             (ClientError::Store(StoreError::LeaseLost), StatusCode::INTERNAL_SERVER_ERROR),

@@ -451,7 +451,8 @@ pub(crate) async fn restart(
 }
 
 /// `POST {base}/instances/{id}/rewind?reason=`: a Failed instance runs its failed work again
-/// (202); 404 unknown, 409 not Failed (or its history no longer replays with this code).
+/// (202); 404 unknown, 412 not Failed (the JavaScript SDK's code for it), 409 when its history
+/// no longer replays with this code.
 pub(crate) async fn rewind(
     State(state): State<HttpState>,
     params: Params,

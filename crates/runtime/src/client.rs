@@ -61,6 +61,14 @@ pub enum Error {
     /// A rate limit of the orchestrator's start guard refused the start; nothing was created.
     #[error("{0}")]
     RateLimited(LimitRefusal),
+    /// Rewind of an instance that is not `Failed`: only failures are rewound.
+    #[error("instance '{instance_id}' is {status}; only Failed instances can be rewound")]
+    NotFailed {
+        /// The id.
+        instance_id: String,
+        /// Its status.
+        status: RuntimeStatus,
+    },
     /// The operation does not fit the instance's state (e.g. resuming a running instance).
     #[error("{0}")]
     Conflict(String),
@@ -480,10 +488,7 @@ impl Client {
     async fn rewind_one(&self, instance_id: &str, reason: Option<&str>) -> Result<Vec<String>> {
         let state = self.required(instance_id).await?;
         if state.status != RuntimeStatus::Failed {
-            return Err(Error::Conflict(format!(
-                "instance '{instance_id}' is {}; only Failed instances can be rewound",
-                state.status
-            )));
+            return Err(Error::NotFailed { instance_id: instance_id.to_owned(), status: state.status });
         }
         let store = &self.shared.store;
         let history = store.read_history(instance_id).await?;

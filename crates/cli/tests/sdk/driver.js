@@ -13,6 +13,8 @@
  *   DURABLE_MODE     rpc or webhook (which of the two the binding is; for the summary)
  *   DURABLE_OUTBOX   durable's development outbox file (where the verification SMS go)
  *   DURABLE_PREFIX   a prefix for the instance ids this run chooses
+ *   DURABLE_REWIND   when set, the rewind scenario instead: the id of a Failed verification
+ *                    whose SMS can now go out; the driver rewinds it (the Rust test answers it)
  *
  * Any exception or wrong value exits non-zero. The last line on stdout is a JSON summary that
  * the Rust test checks against the server.
@@ -121,9 +123,30 @@ function clientFromBinding() {
     return df.getClient(context);
 }
 
+/** The rewind scenario: `client.rewind` (through rpcBaseUrl, or the binding's rewindPostUri). */
+async function rewind(client, failed) {
+    // The SDK rejects a 404 or 412 with `new Error(response.data)`: durable's JSON error body
+    // makes that "[object Object]", so the status is what can be checked.
+    await rejects("rewind of an unknown id", client.rewind(`${prefix}no-such-instance`, "retry"));
+    await rejects("getStatus of an unknown id", client.getStatus(`${prefix}no-such-instance`), "404");
+    ok("rewind of an unknown id (404)");
+    await client.rewind(failed, "number allowed");
+    const status = await client.getStatus(failed);
+    expect(status.runtimeStatus !== "Failed", `rewound: ${JSON.stringify(status)}`);
+    await reach(client, failed, "Running");
+    ok("rewind of a Failed instance");
+    await rejects("rewind of a running instance", client.rewind(failed, "again"));
+    expect((await client.getStatus(failed)).runtimeStatus === "Running", "still running");
+    ok("rewind of an instance that is not Failed (412)");
+    console.log(JSON.stringify({ sdk: "durable-functions", mode, ids: { rewound: failed }, checked }));
+}
+
 async function main() {
     expect(mode === (binding.rpcBaseUrl ? "rpc" : "webhook"), `the binding does not match mode ${mode}`);
     const client = clientFromBinding();
+    if (process.env.DURABLE_REWIND) {
+        return rewind(client, process.env.DURABLE_REWIND);
+    }
     const t0 = new Date(Date.now() - 2000);
 
     // Start, with and without an instance id.

@@ -11,6 +11,8 @@ the SDK installed. Environment:
                    `create_http_management_payload`), driven over HTTP as a caller would
   DURABLE_OUTBOX   durable's development outbox file (where the verification SMS go)
   DURABLE_PREFIX   a prefix for the instance ids this run chooses
+  DURABLE_REWIND   when set, the rewind scenario instead: the id of a Failed verification
+                   whose SMS can now go out; the driver rewinds it (the Rust test answers it)
 
 Any exception or wrong value exits non-zero. The last line on stdout is a JSON summary that the
 Rust test checks against the server.
@@ -41,6 +43,7 @@ BINDING = os.environ["DURABLE_BINDING"]
 MODE = os.environ["DURABLE_MODE"]
 OUTBOX = os.environ["DURABLE_OUTBOX"]
 PREFIX = os.environ["DURABLE_PREFIX"]
+REWIND = os.environ.get("DURABLE_REWIND")
 
 checked = []
 
@@ -469,11 +472,54 @@ async def run_webhook(client, binding):
     return {"right": right, "wrong": wrong, "life": life, "restarted": restarted}
 
 
+# ------------------------------------------------------------------------------------- rewind
+
+
+async def rewind_rpc(client, failed):
+    """`client.rewind` (the SDK calls it through rpcBaseUrl only)."""
+    await expect_exception(
+        "rewind of an unknown id", client.rewind(f"{PREFIX}no-such-instance", "retry"), "No instance with ID"
+    )
+    ok("rewind of an unknown id (404)")
+    await client.rewind(failed, "number allowed")
+    status = await status_of(client, failed)
+    expect(status.runtime_status != Status.Failed, f"rewound: {status.to_json()}")
+    await reach(client, failed, Status.Running)
+    ok("rewind of a Failed instance")
+    # 412: the SDK knows only 410 here, so it raises the payload, which holds durable's message.
+    await expect_exception("rewind of a running instance", client.rewind(failed, "again"), "412", "only Failed")
+    ok("rewind of an instance that is not Failed (412)")
+
+
+async def rewind_webhook(client, failed):
+    """The management payload's `rewindPostUri`, driven over HTTP."""
+    url = client.create_http_management_payload(failed)["rewindPostUri"]
+    reason = urllib.parse.quote("number allowed")
+    unknown = client.create_http_management_payload(f"{PREFIX}no-such-instance")["rewindPostUri"]
+    status, _, body = http("POST", unknown.replace("{text}", reason))
+    expect_error(status, body, 404, "InstanceNotFound")
+    ok("rewind of an unknown id (404)")
+    status, _, body = http("POST", url.replace("{text}", reason))
+    expect(status == 202, f"rewind: {status} {body}")
+    statuses = client.create_http_management_payload(failed)["statusQueryGetUri"]
+    await http_status(statuses, failed, "Running")
+    ok("rewind of a Failed instance")
+    status, _, body = http("POST", url.replace("{text}", reason))
+    expect_error(status, body, 412, "NotFailed")
+    ok("rewind of an instance that is not Failed (412)")
+
+
 async def main():
     binding = json.loads(BINDING)
     client = df.DurableOrchestrationClient(BINDING)
     try:
-        if MODE == "rpc":
+        if REWIND and MODE == "rpc":
+            await rewind_rpc(client, REWIND)
+            ids = {"rewound": REWIND}
+        elif REWIND:
+            await rewind_webhook(client, REWIND)
+            ids = {"rewound": REWIND}
+        elif MODE == "rpc":
             ids = await run_rpc(client, binding)
         elif MODE == "webhook":
             ids = await run_webhook(client, binding)

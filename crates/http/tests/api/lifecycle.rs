@@ -123,7 +123,8 @@ async fn restart_answers_the_check_status_response_of_the_new_instance() {
     app.post(&uri, "").await.error(409, "InstanceAlreadyExists");
 }
 
-/// Rewind: 404 for an unknown instance, 409 for one that is not Failed, 202 for a Failed one,
+/// Rewind: 404 for an unknown instance, 412 for one that is not Failed (what the JavaScript SDK
+/// expects), 202 for a Failed one,
 /// which then runs its failed turn again (here it fails again: the code is unchanged) and
 /// records the rewind in its history.
 #[tokio::test]
@@ -133,7 +134,7 @@ async fn rewind_runs_a_failed_instance_again() {
     app.post(&path("nope"), "").await.error(404, "InstanceNotFound");
     let running = app.start_instance("WaitForAnswer", Some("rw-run"), "null").await;
     app.reach(&running, RuntimeStatus::Running).await;
-    let message = app.post(&path(&running), "").await.error(409, "Conflict");
+    let message = app.post(&path(&running), "").await.error(412, "NotFailed");
     assert!(message.contains("only Failed instances can be rewound"), "{message}");
 
     let failed = app.start_instance("Fail", Some("rw-fail"), "null").await;
