@@ -45,7 +45,6 @@
 //!
 //! The `durable` command (`durable serve`, the CLI client, `durable bench`) is the separate
 //! package `durable-cli`: `cargo install --path crates/cli`.
-#![warn(missing_docs)]
 
 pub use durable_core::{
     ActivityCall, ContinueAsNewOptions, Either, Error, EventKind, ExternalEvent, FailureDetails,
@@ -53,7 +52,7 @@ pub use durable_core::{
     SubOrchestrationCall, Timer, Timestamp, join, join_all, select, select_all,
 };
 pub use durable_runtime::{
-    ActivityContext, Client, EventHook, Registry, Runtime, RuntimeMetrics, RuntimeOptions, client,
+    ActivityContext, Client, EventHook, Registry, Rejected, Runtime, RuntimeMetrics, RuntimeOptions, client,
 };
 #[cfg(feature = "server")]
 pub use durable_server::{Durability, Server, ServerOptions};

@@ -22,7 +22,6 @@
 //! durable_bench::run(cli.bench).await?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod measure;
 mod node;

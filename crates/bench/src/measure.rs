@@ -8,7 +8,7 @@ use std::time::Duration;
 /// User + system CPU time of the whole process (all threads, including exited ones), from
 /// `/proc/self/stat`. Resolution is one clock tick (usually 10 ms), which is why scenarios
 /// report it over whole runs, never per operation.
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return Duration::ZERO;
     };
@@ -35,18 +35,18 @@ fn status_bytes(field: &str) -> u64 {
 }
 
 /// Current resident set size.
-pub fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     status_bytes("VmRSS")
 }
 
 /// Peak resident set size of the process so far.
-pub fn peak_rss_bytes() -> u64 {
+pub(crate) fn peak_rss_bytes() -> u64 {
     status_bytes("VmHWM")
 }
 
 /// Size of the SQLite database: the main file plus its write-ahead log. The WAL is counted
 /// because that is disk the store occupies; it shrinks to the main file only at a checkpoint.
-pub fn sqlite_bytes(db: &Path) -> (u64, u64) {
+pub(crate) fn sqlite_bytes(db: &Path) -> (u64, u64) {
     let size = |suffix: &str| {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
@@ -56,19 +56,19 @@ pub fn sqlite_bytes(db: &Path) -> (u64, u64) {
 }
 
 /// A latency histogram in microseconds, 1 µs to 1 h at 3 significant digits.
-pub struct Latencies(Histogram<u64>);
+pub(crate) struct Latencies(Histogram<u64>);
 
 impl Latencies {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Latencies(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"))
     }
 
-    pub fn record(&mut self, d: Duration) {
+    pub(crate) fn record(&mut self, d: Duration) {
         let us = (d.as_micros() as u64).clamp(1, self.0.high());
         self.0.saturating_record(us);
     }
 
-    pub fn percentiles(&self, what: &str) -> Option<Percentiles> {
+    pub(crate) fn percentiles(&self, what: &str) -> Option<Percentiles> {
         if self.0.is_empty() {
             return None;
         }

@@ -23,11 +23,11 @@ use tokio::task::JoinHandle;
 
 /// The phone number every bench verification is started with (unless limits are charged: then
 /// each has its own, see [`phone_of`]).
-pub const PHONE: &str = "+14255550100";
+pub(crate) const PHONE: &str = "+14255550100";
 
 /// The number of the verification `id` when limits are charged: one number per verification,
 /// as real traffic has, so per-number budgets never refuse.
-pub fn phone_of(id: &str) -> String {
+pub(crate) fn phone_of(id: &str) -> String {
     let n = crate::sender::instance_index(id).unwrap_or(0);
     format!("+1425{:07}", n % 10_000_000)
 }
@@ -46,11 +46,11 @@ fn bench_limits() -> LimitOptions {
     }
 }
 /// Longest wait for one verification (a stuck engine must fail the run, not hang it).
-pub const WAIT_LIMIT: Duration = Duration::from_secs(600);
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// Where the engine keeps its state.
 #[derive(Clone, Debug)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// `durable.db` in the data directory.
     Sqlite,
     /// A PostgreSQL server; each run works in a schema of its own.
@@ -59,7 +59,7 @@ pub enum StoreKind {
 
 /// How to build a node; kept so the park scenario can reopen the same database.
 #[derive(Clone)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     pub store: StoreKind,
     pub data_dir: PathBuf,
     pub durability: Durability,
@@ -79,7 +79,7 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    pub fn new(
+    pub(crate) fn new(
         store: StoreKind,
         data_dir: &Path,
         durability: Durability,
@@ -111,14 +111,14 @@ impl NodeConfig {
     }
 
     /// The database file (`durable serve` uses the same name in its data directory).
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.data_dir.join(durable_server::DATABASE_FILE)
     }
 
     /// Bytes the store occupies: (main, write-ahead log). PostgreSQL: tables with their
     /// indexes and TOAST (`pg_total_relation_size`) of the run's schema; its WAL is shared by
     /// the whole server, so not counted.
-    pub async fn store_bytes(&self) -> anyhow::Result<(u64, u64)> {
+    pub(crate) async fn store_bytes(&self) -> anyhow::Result<(u64, u64)> {
         match &self.store {
             StoreKind::Sqlite => Ok(sqlite_bytes(&self.db_path())),
             StoreKind::Postgres { url, schema } => {
@@ -139,7 +139,7 @@ impl NodeConfig {
     }
 
     /// Drops the run's PostgreSQL schema (SQLite files go with the data directory).
-    pub async fn drop_store(&self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_store(&self) -> anyhow::Result<()> {
         if let StoreKind::Postgres { url, schema } = &self.store {
             let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
             let connection = tokio::spawn(connection);
@@ -171,7 +171,7 @@ enum Engine {
 }
 
 /// A running engine with the sample registered on the bench SMS sender.
-pub struct Node {
+pub(crate) struct Node {
     engine: Engine,
     store: Arc<dyn Store>,
     client: Client,
@@ -185,7 +185,7 @@ impl Node {
     /// Starts a node; verification codes arrive on the returned channel. `clock` replaces the
     /// engine's clock (in-process only: `durable_server::Server` always runs on the system
     /// clock).
-    pub async fn start(
+    pub(crate) async fn start(
         config: &NodeConfig,
         clock: Option<Arc<FreezableClock>>,
     ) -> anyhow::Result<(Node, mpsc::UnboundedReceiver<Delivery>)> {
@@ -292,7 +292,7 @@ impl Node {
 
     /// Stops the runtime (and HTTP server) and closes the store; everything acknowledged is
     /// durable afterwards and the database can be reopened.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let Node { engine, store, client, others, .. } = self;
         drop(client);
         for (runtime, store) in others {
@@ -318,15 +318,15 @@ impl Node {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    pub fn runtime_metrics(&self) -> RuntimeMetrics {
+    pub(crate) fn runtime_metrics(&self) -> RuntimeMetrics {
         let mut m = match &self.engine {
             Engine::InProcess { runtime } | Engine::Http { runtime, .. } => runtime.metrics(),
             Engine::Server { server, .. } => server.runtime().metrics(),
@@ -343,7 +343,7 @@ impl Node {
         m
     }
 
-    pub fn store_metrics(&self) -> StoreMetrics {
+    pub(crate) fn store_metrics(&self) -> StoreMetrics {
         let mut m = self.store.metrics();
         for (_, store) in &self.others {
             let o = store.metrics();
@@ -367,7 +367,7 @@ impl Node {
     }
 
     /// Starts a verification of [`PHONE`] under `id`.
-    pub async fn start_verification(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn start_verification(&self, id: &str) -> anyhow::Result<()> {
         match &self.engine {
             Engine::InProcess { .. } => {
                 let phone = if self.limits { phone_of(id) } else { PHONE.to_owned() };
@@ -379,7 +379,7 @@ impl Node {
     }
 
     /// Answers `code` (sent as a JSON string, so leading zeros survive).
-    pub async fn answer(&self, id: &str, code: u16) -> anyhow::Result<()> {
+    pub(crate) async fn answer(&self, id: &str, code: u16) -> anyhow::Result<()> {
         let code = format!("{code:04}");
         match &self.engine {
             Engine::InProcess { .. } => self.client_for(id).raise_event(id, EVENT, &code).await?,
@@ -391,14 +391,14 @@ impl Node {
     /// Waits until the instance finishes. Notification-driven (the store wakes the waiter
     /// when the completing turn is committed), so it adds no polling load, also over HTTP,
     /// where the API offers only polling.
-    pub async fn wait(&self, id: &str) -> anyhow::Result<()> {
+    pub(crate) async fn wait(&self, id: &str) -> anyhow::Result<()> {
         self.client.wait_for_completion(id, WAIT_LIMIT).await?;
         Ok(())
     }
 
     /// The verification's result: `Some(true/false)` when it completed, `None` otherwise.
     /// Read through the HTTP status route when driving over HTTP.
-    pub async fn outcome(&self, id: &str) -> anyhow::Result<Outcome> {
+    pub(crate) async fn outcome(&self, id: &str) -> anyhow::Result<Outcome> {
         match &self.engine {
             Engine::InProcess { .. } => {
                 let state = self.client.status(id).await?;
@@ -429,7 +429,7 @@ async fn open_store(kind: &StoreKind, config: &NodeConfig) -> anyhow::Result<Arc
 
 /// How a verification ended, as seen by the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Completed with this output.
     Verified(bool),
     /// Anything else (still running, failed, unknown, odd output): described.

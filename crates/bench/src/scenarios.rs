@@ -34,7 +34,7 @@ struct Ctx {
     started_at: String,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let store = store_kind(&args.store)?;
     let n = args.instances.unwrap_or(match args.scenario {
         Scenario::Verify | Scenario::Timeout | Scenario::Fsync => 1000,

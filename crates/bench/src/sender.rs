@@ -9,18 +9,18 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// A code delivered by the sample's activity: (instance number, code).
-pub type Delivery = (u32, u16);
+pub(crate) type Delivery = (u32, u16);
 
 /// Hands each verification code to the driver over a channel instead of sending an SMS, so
 /// the driver can answer at once. Nothing is logged or stored. Clones share the channel (one
 /// per node when several nodes run).
 #[derive(Clone)]
-pub struct BenchSender {
+pub(crate) struct BenchSender {
     codes: mpsc::UnboundedSender<Delivery>,
 }
 
 impl BenchSender {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<Delivery>) {
+    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Delivery>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (BenchSender { codes: tx }, rx)
     }
@@ -59,22 +59,22 @@ impl SmsSender for BenchSender {
 /// instance are representative: the instance number in 8 digits, then 24 digits of a per-run
 /// nonce (so two runs on one database never collide).
 #[derive(Clone)]
-pub struct Ids {
+pub(crate) struct Ids {
     nonce: String,
 }
 
 impl Ids {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let uuid = uuid::Uuid::new_v4().simple().to_string();
         Ids { nonce: uuid[..24].to_owned() }
     }
 
-    pub fn id(&self, index: u32) -> String {
+    pub(crate) fn id(&self, index: u32) -> String {
         format!("{index:08x}{}", self.nonce)
     }
 }
 
-pub fn instance_index(id: &str) -> Option<u32> {
+pub(crate) fn instance_index(id: &str) -> Option<u32> {
     if id.len() != 32 {
         return None;
     }
@@ -85,7 +85,7 @@ pub fn instance_index(id: &str) -> Option<u32> {
 /// verifications: every turn then records that instant, so every timer gets the same due time
 /// (`instant + window`) however long the start takes, and all of them come due at once, the
 /// worst case for the timer path. The store keeps the real clock, so timers fire by real time.
-pub struct FreezableClock {
+pub(crate) struct FreezableClock {
     frozen_at: Option<Timestamp>,
     frozen: AtomicBool,
     /// While frozen, time moves from `frozen_at` to `frozen_at + spread` as `done` goes from 0
@@ -97,7 +97,7 @@ pub struct FreezableClock {
 
 impl FreezableClock {
     /// Frozen now, advancing by `spread` in total as [`step`](Self::step) is called `total` times.
-    pub fn frozen_with_spread(spread: Duration, total: u64) -> Self {
+    pub(crate) fn frozen_with_spread(spread: Duration, total: u64) -> Self {
         FreezableClock {
             frozen_at: Some(Timestamp::now()),
             frozen: AtomicBool::new(true),
@@ -108,11 +108,11 @@ impl FreezableClock {
     }
 
     /// One more unit of progress (moves the frozen time forward when a spread is set).
-    pub fn step(&self) {
+    pub(crate) fn step(&self) {
         self.done.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub fn thaw(&self) {
+    pub(crate) fn thaw(&self) {
         self.frozen.store(false, Ordering::Release);
     }
 }
@@ -158,7 +158,7 @@ mod tests {
     fn a_frozen_clock_stands_still_until_thawed() {
         let clock = FreezableClock::frozen_with_spread(Duration::ZERO, 1);
         let t = clock.now();
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(2));
         assert_eq!(clock.now(), t);
         clock.thaw();
         assert!(clock.now() > t);

@@ -1,14 +1,15 @@
 //! Command-line arguments.
 
-pub mod client;
+pub(crate) mod client;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-pub use client::*;
+pub(crate) use client::*;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// `durable --version`: the package version and the git commit it was built from.
-pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DURABLE_BUILD_COMMIT"), ")");
+pub(crate) const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("DURABLE_BUILD_COMMIT"), ")");
 
 /// durable: Durable Functions for Rust.
 ///
@@ -17,13 +18,13 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("
 /// of that HTTP API.
 #[derive(Debug, Parser)]
 #[command(name = "durable", version = VERSION, after_help = client::TOP_HELP, arg_required_else_help = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a node: engine, HTTP API and the phone-verification sample.
     #[command(after_help = "Settings read only from the environment (or the config file):
   DURABLE_SYSTEM_KEY        the HTTP API key [default: <data-dir>/system.key,
@@ -84,7 +85,7 @@ Examples:
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum DurabilityArg {
+pub(crate) enum DurabilityArg {
     /// synchronous=FULL: every acknowledged write survives power loss (default).
     Full,
     /// synchronous=NORMAL: survives a crash of the process; faster.
@@ -92,7 +93,7 @@ pub enum DurabilityArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -102,7 +103,7 @@ pub enum LogFormat {
 /// Settings of `durable serve`. Precedence: flags, then environment, then the config file,
 /// then defaults.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, fresh_store,
     /// local_rpc_port), [server.http] (task_hub, system_keys, max_body_bytes,
     /// wrong_keys_before_throttle, max_backlog, ...), [server.runtime] (concurrency, leases,
@@ -195,7 +196,7 @@ pub struct ServeArgs {
 
 /// `--metrics-auth`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum MetricsAuthArg {
+pub(crate) enum MetricsAuthArg {
     /// The key only when the server listens on a non-loopback address.
     Auto,
     /// Never the key.
@@ -206,7 +207,7 @@ pub enum MetricsAuthArg {
 
 /// `--local-rpc-port`: a port, or `127.0.0.1:PORT` / `localhost:PORT` for those who spell the
 /// address out. Any other address is refused: the endpoint has no key, so it is loopback-only.
-pub fn parse_local_rpc_port(value: &str) -> Result<u16, String> {
+pub(crate) fn parse_local_rpc_port(value: &str) -> Result<u16, String> {
     let value = value.trim();
     let port = match value.rsplit_once(':') {
         None => value,

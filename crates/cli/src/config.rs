@@ -3,18 +3,19 @@
 
 use crate::args::RemoteArgs;
 use anyhow::{Context, Result};
+use durable_runtime::private_files::private_open_options;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The server's address when nothing says otherwise (`durable serve`'s default).
-pub const DEFAULT_URL: &str = "http://127.0.0.1:7071";
+pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:7071";
 /// `durable serve`'s default data directory.
-pub const DEFAULT_DATA_DIR: &str = "durable-data";
+pub(crate) const DEFAULT_DATA_DIR: &str = "durable-data";
 
 /// What `durable login` saves.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     /// The server's base URL.
     pub url: Option<String>,
     /// Its system key.
@@ -23,7 +24,7 @@ pub struct ClientConfig {
 
 /// `$XDG_CONFIG_HOME/durable/client.toml`, by default `~/.config/durable/client.toml`
 /// (`%APPDATA%\durable\client.toml` on Windows).
-pub fn config_path() -> Option<PathBuf> {
+pub(crate) fn config_path() -> Option<PathBuf> {
     let absolute = |var: &str| std::env::var_os(var).map(PathBuf::from).filter(|p| p.is_absolute());
     let base = if cfg!(windows) {
         absolute("APPDATA")
@@ -34,7 +35,7 @@ pub fn config_path() -> Option<PathBuf> {
 }
 
 /// Reads the client config; `Ok(None)` when there is none.
-pub fn read_config(path: &Path) -> Result<Option<ClientConfig>> {
+pub(crate) fn read_config(path: &Path) -> Result<Option<ClientConfig>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(toml::from_str(&text).with_context(|| {
             format!(
@@ -48,7 +49,7 @@ pub fn read_config(path: &Path) -> Result<Option<ClientConfig>> {
 }
 
 /// Writes the client config, readable by its owner only (it holds a key).
-pub fn write_config(path: &Path, config: &ClientConfig) -> Result<()> {
+pub(crate) fn write_config(path: &Path, config: &ClientConfig) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -58,14 +59,12 @@ pub fn write_config(path: &Path, config: &ClientConfig) -> Result<()> {
         toml::to_string(config).context("cannot encode the client config")?
     );
     let tmp = path.with_extension("toml.tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut file = private_open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -74,7 +73,7 @@ pub fn write_config(path: &Path, config: &ClientConfig) -> Result<()> {
 
 /// The server to talk to and the key to present, with where each came from (for messages).
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     pub url: String,
     pub key: Option<String>,
     /// Where the key came from, e.g. `durable-data/system.key`.
@@ -87,7 +86,7 @@ pub struct Target {
 /// default. Order for the key: `--key`/`DURABLE_SYSTEM_KEY`; `--data-dir`/`DURABLE_DATA_DIR`
 /// (when given, nothing else is tried); the login file (only for the URL it was saved with);
 /// `./durable-data/system.key`.
-pub fn target(args: &RemoteArgs) -> Result<Target> {
+pub(crate) fn target(args: &RemoteArgs) -> Result<Target> {
     let path = config_path();
     let saved = match &path {
         Some(path) => read_config(path)?,
@@ -135,10 +134,14 @@ pub fn target(args: &RemoteArgs) -> Result<Target> {
             });
         }
         (Some(_), Some(path)) => {
-            looked.push(format!("{}: saved for {}", path.display(), saved_url.as_deref().unwrap_or("no URL")))
+            looked.push(format!(
+                "{}: saved for {}",
+                path.display(),
+                saved_url.as_deref().unwrap_or("no URL")
+            ));
         }
         (None, Some(path)) => {
-            looked.push(format!("{}: no such file (`durable login` writes it)", path.display()))
+            looked.push(format!("{}: no such file (`durable login` writes it)", path.display()));
         }
         (_, None) => {}
     }

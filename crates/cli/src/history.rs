@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// `2026-11-26 10:15:03 UTC` (with `zone`) for an RFC 3339 time; other text unchanged.
-pub fn human_time(rfc3339: &str, zone: bool) -> String {
+pub(crate) fn human_time(rfc3339: &str, zone: bool) -> String {
     match rfc3339.parse::<jiff::Timestamp>() {
         Ok(t) => {
             let s = t.strftime("%Y-%m-%d %H:%M:%S").to_string();
@@ -44,7 +44,7 @@ fn day_of(rfc3339: &str) -> Option<String> {
 }
 
 /// `90s`, `2m`, `1h30m`, `250ms`.
-pub fn human_duration(d: Duration) -> String {
+pub(crate) fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 || !ms.is_multiple_of(1000) {
         return if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", d.as_secs_f64()) };
@@ -94,7 +94,7 @@ fn event_style(event_type: &str) -> Option<&'static str> {
 }
 
 /// The history as a table (`status --history`).
-pub fn print_table(out: &Out, events: &[Value]) -> Result<()> {
+pub(crate) fn print_table(out: &Out, events: &[Value]) -> Result<()> {
     let day = events.first().and_then(|e| day_of(&text(&e["Timestamp"])));
     let mut table = Table::new(vec![
         Column::fixed("TIME (UTC)"),
@@ -135,7 +135,7 @@ fn keys(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-pub async fn watch(args: WatchArgs) -> Result<u8> {
+pub(crate) async fn watch(args: WatchArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, args.wide);
     let deadline = args.timeout.map(|t| Instant::now() + t);
@@ -250,8 +250,8 @@ mod tests {
     fn identical_events_keep_distinct_keys_when_earlier_ones_vanish() {
         let raised = json!({"EventType": "EventRaised", "Name": "A", "Timestamp": "t"});
         let scheduled = json!({"EventType": "TaskScheduled", "Name": "S", "Timestamp": "t0"});
-        let first = keys(&[scheduled.clone(), raised.clone()]);
-        let later = keys(&[raised.clone(), raised.clone()]);
+        let first = keys(&[scheduled, raised.clone()]);
+        let later = keys(&[raised.clone(), raised]);
         assert_eq!(first[1], later[0], "the first EventRaised keeps its key");
         assert_ne!(later[0], later[1]);
     }

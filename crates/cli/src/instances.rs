@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-pub async fn start(args: StartArgs) -> Result<u8> {
+pub(crate) async fn start(args: StartArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
     let mut path = format!("{WEBHOOK}/orchestrators/{}", encode(&args.name));
@@ -55,7 +55,7 @@ fn print_started(out: &Out, verb: &str, name: &str, body: &Value) -> Result<()> 
     out.line(id)
 }
 
-pub async fn status(args: StatusArgs) -> Result<u8> {
+pub(crate) async fn status(args: StatusArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, args.wide);
     let (status, code) = if args.wait {
@@ -84,7 +84,7 @@ pub async fn status(args: StatusArgs) -> Result<u8> {
 }
 
 /// The status body of `id`, with the history when asked.
-pub async fn get_status(api: &Api, id: &str, history: bool) -> Result<Value> {
+pub(crate) async fn get_status(api: &Api, id: &str, history: bool) -> Result<Value> {
     let mut query = vec![];
     if history {
         query.push(("showHistory", "true".to_owned()));
@@ -131,7 +131,7 @@ async fn wait(
 }
 
 /// The status as `Field  value` lines.
-pub fn print_status(out: &Out, s: &Value) -> Result<()> {
+pub(crate) fn print_status(out: &Out, s: &Value) -> Result<()> {
     let status = text(&s["runtimeStatus"]);
     let mut fields: Vec<(&str, String)> = vec![
         ("Instance", text(&s["instanceId"])),
@@ -163,7 +163,7 @@ pub fn print_status(out: &Out, s: &Value) -> Result<()> {
     Ok(())
 }
 
-pub async fn raise(args: RaiseArgs) -> Result<u8> {
+pub(crate) async fn raise(args: RaiseArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
     let data = args.data.as_deref().map_or_else(|| "null".to_owned(), |d| json_or_string(d, args.string));
@@ -192,7 +192,7 @@ pub async fn raise(args: RaiseArgs) -> Result<u8> {
 
 /// The lifecycle verbs, as the API names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     Terminate,
     Suspend,
     Resume,
@@ -210,7 +210,7 @@ impl Verb {
     }
 }
 
-pub async fn lifecycle(verb: Verb, args: LifecycleArgs) -> Result<u8> {
+pub(crate) async fn lifecycle(verb: Verb, args: LifecycleArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
     request(&api, verb, &args.id, args.reason.as_deref()).await?;
@@ -218,7 +218,7 @@ pub async fn lifecycle(verb: Verb, args: LifecycleArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub async fn terminate(args: TerminateArgs) -> Result<u8> {
+pub(crate) async fn terminate(args: TerminateArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
     let id = args.id.as_str();
@@ -330,7 +330,7 @@ async fn current_status(api: &Api, id: &str) -> String {
     }
 }
 
-pub async fn restart(args: RestartArgs) -> Result<u8> {
+pub(crate) async fn restart(args: RestartArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, false);
     let id = args.id.as_str();

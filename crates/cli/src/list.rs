@@ -79,7 +79,7 @@ fn statuses(args: &[StatusArg]) -> Vec<&'static str> {
     args.iter().map(|s| s.as_str()).collect()
 }
 
-pub async fn list(args: ListArgs) -> Result<u8> {
+pub(crate) async fn list(args: ListArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, args.wide);
     let filter = Filter {
@@ -138,7 +138,7 @@ const FINISHED: [&str; 3] = ["Completed", "Failed", "Terminated"];
 /// The API needs a start time; "since the beginning" when none is given.
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
-pub async fn purge(args: PurgeArgs) -> Result<u8> {
+pub(crate) async fn purge(args: PurgeArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     let out = Out::new(&args.output, args.wide);
     match args.id.as_deref() {

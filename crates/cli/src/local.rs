@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// How often `outbox --wait` looks at the file (it is written by another process).
 const OUTBOX_POLL: Duration = Duration::from_millis(100);
 
-pub async fn outbox(args: OutboxArgs) -> Result<u8> {
+pub(crate) async fn outbox(args: OutboxArgs) -> Result<u8> {
     let dir = &args.data_dir;
     if !dir.is_dir() {
         bail!(
@@ -104,7 +104,7 @@ fn code_in(body: &str) -> Option<&str> {
     body.split(|c: char| !c.is_ascii_digit()).rfind(|run| run.len() >= 4)
 }
 
-pub fn key(args: KeyArgs) -> Result<u8> {
+pub(crate) fn key(args: KeyArgs) -> Result<u8> {
     let dir = &args.data_dir;
     let path = durable_server::keys::system_key_path(dir);
     if !path.exists() && !args.create {
@@ -128,7 +128,7 @@ pub fn key(args: KeyArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub async fn login(args: LoginArgs) -> Result<u8> {
+pub(crate) async fn login(args: LoginArgs) -> Result<u8> {
     let api = Api::new(&args.remote)?;
     // Only a URL and key that work are saved.
     api.get(&format!("{WEBHOOK}/instances"), &[("top", "1".to_owned()), ("showInput", "false".to_owned())])
@@ -150,19 +150,19 @@ pub async fn login(args: LoginArgs) -> Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn logout() -> Result<u8> {
+pub(crate) fn logout() -> Result<u8> {
     let path = config_path().ok_or_else(|| anyhow!("cannot tell where the login is: HOME is not set"))?;
     match std::fs::remove_file(&path) {
         Ok(()) => Out::plain().line(&format!("forgot the saved URL and key ({} deleted)", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Out::plain().line(&format!("nothing to forget: {} does not exist", path.display()))?
+            Out::plain().line(&format!("nothing to forget: {} does not exist", path.display()))?;
         }
         Err(e) => return Err(e).with_context(|| format!("cannot delete {}", path.display())),
     }
     Ok(exit::OK)
 }
 
-pub fn completions(args: CompletionsArgs, mut command: clap::Command) -> Result<u8> {
+pub(crate) fn completions(args: CompletionsArgs, mut command: clap::Command) -> Result<u8> {
     // Generated into memory first: clap_complete panics when its writer fails (a closed pipe).
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "durable", &mut script);

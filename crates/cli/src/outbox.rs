@@ -10,12 +10,12 @@ use std::path::PathBuf;
 const TAIL_BYTES: u64 = 1024 * 1024;
 
 /// Reads `outbox.jsonl` of a data directory.
-pub struct OutboxReader {
+pub(crate) struct OutboxReader {
     path: PathBuf,
 }
 
 impl OutboxReader {
-    pub fn new(data_dir: &std::path::Path) -> Self {
+    pub(crate) fn new(data_dir: &std::path::Path) -> Self {
         OutboxReader { path: data_dir.join(DevOutbox::FILE_NAME) }
     }
 }

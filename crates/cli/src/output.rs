@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::io::{IsTerminal, Write};
 
 /// How and where to print.
-pub struct Out {
+pub(crate) struct Out {
     pub format: Format,
     pub color: bool,
     /// The width tables must fit, `None` for no limit (`--wide`, or stdout is not a terminal
@@ -18,21 +18,21 @@ pub struct Out {
 }
 
 impl Out {
-    pub fn new(args: &OutputArgs, wide: bool) -> Out {
+    pub(crate) fn new(args: &OutputArgs, wide: bool) -> Out {
         Out { format: args.format(), color: use_color(args.color), width: if wide { None } else { width() } }
     }
 
     /// Plain text for `--code`-style answers: no colour, no width.
-    pub fn plain() -> Out {
+    pub(crate) fn plain() -> Out {
         Out { format: Format::Text, color: false, width: None }
     }
 
-    pub fn text(&self) -> bool {
+    pub(crate) fn text(&self) -> bool {
         self.format == Format::Text
     }
 
     /// One line of text.
-    pub fn line(&self, line: &str) -> anyhow::Result<()> {
+    pub(crate) fn line(&self, line: &str) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{line}")?;
         stdout.flush()?;
@@ -41,7 +41,7 @@ impl Out {
 
     /// A JSON value: pretty for `json`, one compact line for `jsonl` (an array gives one line per
     /// element).
-    pub fn json(&self, value: &Value) -> anyhow::Result<()> {
+    pub(crate) fn json(&self, value: &Value) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         match (self.format, value) {
             (Format::Jsonl, Value::Array(items)) => {
@@ -57,7 +57,7 @@ impl Out {
     }
 
     /// One compact JSON line, whatever the format (streams).
-    pub fn json_line(&self, value: &Value) -> anyhow::Result<()> {
+    pub(crate) fn json_line(&self, value: &Value) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{value}")?;
         stdout.flush()?;
@@ -65,7 +65,7 @@ impl Out {
     }
 
     /// A table fitted to [`width`](Self::width).
-    pub fn table(&self, table: &Table) -> anyhow::Result<()> {
+    pub(crate) fn table(&self, table: &Table) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout().lock();
         for line in table.render(self.width, self.color) {
             writeln!(stdout, "{line}")?;
@@ -75,13 +75,13 @@ impl Out {
     }
 
     /// `status` coloured by what it means (when colour is on).
-    pub fn status(&self, status: &str) -> String {
+    pub(crate) fn status(&self, status: &str) -> String {
         paint(self.color, status_style(status), status)
     }
 }
 
 /// The escape sequence of a runtime status: green done, red failed, yellow stopped, cyan busy.
-pub fn status_style(status: &str) -> Option<&'static str> {
+pub(crate) fn status_style(status: &str) -> Option<&'static str> {
     match status {
         "Completed" => Some(GREEN),
         "Failed" => Some(RED),
@@ -91,15 +91,15 @@ pub fn status_style(status: &str) -> Option<&'static str> {
     }
 }
 
-pub const GREEN: &str = "\x1b[32m";
-pub const RED: &str = "\x1b[31m";
-pub const YELLOW: &str = "\x1b[33m";
-pub const CYAN: &str = "\x1b[36m";
-pub const BOLD: &str = "\x1b[1m";
+pub(crate) const GREEN: &str = "\x1b[32m";
+pub(crate) const RED: &str = "\x1b[31m";
+pub(crate) const YELLOW: &str = "\x1b[33m";
+pub(crate) const CYAN: &str = "\x1b[36m";
+pub(crate) const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
 /// `text` wrapped in `style` when `color` is on.
-pub fn paint(color: bool, style: Option<&str>, text: &str) -> String {
+pub(crate) fn paint(color: bool, style: Option<&str>, text: &str) -> String {
     match style {
         Some(style) if color => format!("{style}{text}{RESET}"),
         _ => text.to_owned(),
@@ -121,7 +121,7 @@ fn use_color(choice: ColorChoice) -> bool {
 }
 
 /// Colour on stderr (error messages), by the same rules as `--color auto`.
-pub fn stderr_color() -> bool {
+pub(crate) fn stderr_color() -> bool {
     std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
@@ -143,13 +143,13 @@ fn width() -> Option<usize> {
 }
 
 /// Whether `error` comes from writing to a reader that went away.
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
 /// Prints a note for people on stderr (progress, hints); never data.
-pub fn note(message: &str) {
+pub(crate) fn note(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

@@ -9,25 +9,25 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// The management API's base path.
-pub const WEBHOOK: &str = "/runtime/webhooks/durabletask";
+pub(crate) const WEBHOOK: &str = "/runtime/webhooks/durabletask";
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An authenticated connection to a server.
-pub struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     pub target: Target,
 }
 
 /// A successful answer: headers and JSON body (`Value::Null` when empty).
-pub struct Reply {
+pub(crate) struct Reply {
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
 /// Why a call did not succeed.
 #[derive(Debug)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// No answer: the server is not there, or the connection broke.
     Transport(reqwest::Error),
     /// An error answer.
@@ -36,7 +36,7 @@ pub enum CallError {
 
 /// An error answer of the server.
 #[derive(Debug)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub status: StatusCode,
     /// The stable error kind of the body (`"InstanceNotFound"`, …), empty when absent.
     pub kind: String,
@@ -45,7 +45,7 @@ pub struct Refusal {
 }
 
 impl Api {
-    pub fn new(remote: &RemoteArgs) -> Result<Api> {
+    pub(crate) fn new(remote: &RemoteArgs) -> Result<Api> {
         let target = config::target(remote)?;
         reqwest::Url::parse(&target.url).map_err(|e| {
             anyhow!("--url '{}' is not a URL ({e}); use e.g. {}", target.url, config::DEFAULT_URL)
@@ -57,12 +57,12 @@ impl Api {
         Ok(Api { http, target })
     }
 
-    pub fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.target.url
     }
 
     /// Sends a request; the key travels in the `x-functions-key` header, never in the URL.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -103,13 +103,13 @@ impl Api {
     }
 
     /// GET with a query.
-    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Reply, CallError> {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Reply, CallError> {
         self.call(Method::GET, path, query, &[], None).await
     }
 
     /// The advice for a failed call about instance `id` (if any), for whatever the command
     /// did not handle itself.
-    pub fn explain(&self, error: CallError, id: Option<&str>) -> anyhow::Error {
+    pub(crate) fn explain(&self, error: CallError, id: Option<&str>) -> anyhow::Error {
         match error {
             CallError::Transport(e) => self.explain_transport(e),
             CallError::Refused(r) => self.explain_refusal(r, id),
@@ -186,7 +186,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Rewrites the HTTP API's advice (query parameters) into this command line's flags.
-pub fn cli_words(message: &str) -> String {
+pub(crate) fn cli_words(message: &str) -> String {
     const WORDS: &[(&str, &str)] = &[
         ("add force=true to the query to purge it anyway", "pass --force to purge it anyway"),
         ("add force=true to do it anyway", "pass --force to do it anyway"),
@@ -207,7 +207,7 @@ pub fn cli_words(message: &str) -> String {
 }
 
 /// A path segment, percent-encoded.
-pub fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
@@ -218,12 +218,12 @@ pub fn encode(segment: &str) -> String {
 }
 
 /// The path of an instance.
-pub fn instance_path(id: &str) -> String {
+pub(crate) fn instance_path(id: &str) -> String {
     format!("{WEBHOOK}/instances/{}", encode(id))
 }
 
 /// A JSON value as text: strings without quotes, null as `-`.
-pub fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -233,7 +233,7 @@ pub fn text(value: &Value) -> String {
 
 /// The argument as JSON when it is JSON, else as a JSON string (`0042` → `"0042"`);
 /// `force_string` always makes it a string.
-pub fn json_or_string(argument: &str, force_string: bool) -> String {
+pub(crate) fn json_or_string(argument: &str, force_string: bool) -> String {
     if !force_string && serde_json::from_str::<Value>(argument).is_ok() {
         return argument.to_owned();
     }

@@ -11,16 +11,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Environment variable of the HTTP API's system key.
-pub const SYSTEM_KEY_ENV: &str = "DURABLE_SYSTEM_KEY";
+pub(crate) const SYSTEM_KEY_ENV: &str = "DURABLE_SYSTEM_KEY";
 /// Environment variable of the verification MAC key (64 hex digits).
-pub const VERIFICATION_KEY_ENV: &str = "DURABLE_VERIFICATION_KEY";
+pub(crate) const VERIFICATION_KEY_ENV: &str = "DURABLE_VERIFICATION_KEY";
 /// File of the verification MAC key inside the data directory.
-pub const VERIFICATION_KEY_FILE: &str = "verification.key";
+pub(crate) const VERIFICATION_KEY_FILE: &str = "verification.key";
 
 /// The config file: every section optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     #[serde(default)]
     pub server: Option<ServerOptions>,
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct FileConfig {
 /// `[twilio]` in the config file (same names as the environment variables, in snake case).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TwilioSection {
+pub(crate) struct TwilioSection {
     pub account_sid: Option<String>,
     pub auth_token: Option<String>,
     pub phone_number: Option<String>,
@@ -44,7 +44,7 @@ pub struct TwilioSection {
 }
 
 /// Everything `serve` runs with, after merging flags, environment, file and defaults.
-pub struct Settings {
+pub(crate) struct Settings {
     pub server: ServerOptions,
     pub verification: VerificationOptions,
     pub twilio: Option<TwilioConfig>,
@@ -52,7 +52,7 @@ pub struct Settings {
     pub public_base_url: Option<String>,
 }
 
-pub fn settings(args: &ServeArgs) -> Result<Settings> {
+pub(crate) fn settings(args: &ServeArgs) -> Result<Settings> {
     let file: FileConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -219,7 +219,7 @@ fn log_limits(limits: &durable_phone_verification::LimitOptions) {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), and, when `tracing` is given, its
 /// span exporter beside them (each with its own filter, so `RUST_LOG` never silences spans).
-pub fn init_logging(format: LogFormat, tracing: Option<&Tracing>) {
+pub(crate) fn init_logging(format: LogFormat, tracing: Option<&Tracing>) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -234,7 +234,7 @@ pub fn init_logging(format: LogFormat, tracing: Option<&Tracing>) {
     tracing_subscriber::registry().with(logs.with_filter(filter)).with(tracing.map(Tracing::layer)).init();
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
+pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let tracing = Tracing::from_env()?;
     init_logging(args.log_format, tracing.as_ref());
     if let Some(tracing) = &tracing {

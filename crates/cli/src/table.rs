@@ -6,7 +6,7 @@ use crate::output::paint;
 
 /// How a column behaves when the table is too wide.
 #[derive(Clone, Copy, Debug)]
-pub struct Column {
+pub(crate) struct Column {
     pub header: &'static str,
     /// Cut down to this width when needed; `None`: never cut.
     pub min: Option<usize>,
@@ -16,24 +16,24 @@ pub struct Column {
 
 impl Column {
     /// Always shown in full (ids, statuses, times).
-    pub const fn fixed(header: &'static str) -> Column {
+    pub(crate) const fn fixed(header: &'static str) -> Column {
         Column { header, min: None, drop: None }
     }
 
     /// Cut with `…` down to `min` characters when needed.
-    pub const fn flexible(header: &'static str, min: usize) -> Column {
+    pub(crate) const fn flexible(header: &'static str, min: usize) -> Column {
         Column { header, min: Some(min), drop: None }
     }
 
     /// Left out when needed, before any later-ranked optional column.
-    pub const fn optional(self, rank: u8) -> Column {
+    pub(crate) const fn optional(self, rank: u8) -> Column {
         Column { drop: Some(rank), ..self }
     }
 }
 
 /// A cell: its text and an optional colour (escape sequence).
 #[derive(Clone, Debug)]
-pub struct Cell {
+pub(crate) struct Cell {
     pub text: String,
     pub style: Option<&'static str>,
 }
@@ -50,7 +50,7 @@ impl From<&str> for Cell {
     }
 }
 
-pub struct Table {
+pub(crate) struct Table {
     columns: Vec<Column>,
     rows: Vec<Vec<Cell>>,
 }
@@ -58,17 +58,17 @@ pub struct Table {
 const GAP: usize = 2;
 
 impl Table {
-    pub fn new(columns: Vec<Column>) -> Table {
+    pub(crate) fn new(columns: Vec<Column>) -> Table {
         Table { columns, rows: Vec::new() }
     }
 
-    pub fn row(&mut self, cells: Vec<Cell>) {
+    pub(crate) fn row(&mut self, cells: Vec<Cell>) {
         debug_assert_eq!(cells.len(), self.columns.len());
         self.rows.push(cells);
     }
 
     /// The lines of the table, fitted to `width` (`None`: no limit).
-    pub fn render(&self, width: Option<usize>, color: bool) -> Vec<String> {
+    pub(crate) fn render(&self, width: Option<usize>, color: bool) -> Vec<String> {
         let natural: Vec<usize> = (0..self.columns.len())
             .map(|i| {
                 self.rows
@@ -150,7 +150,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// `text` cut to `width` characters, the last one `…` when something was cut.
-pub fn cut(text: &str, width: usize) -> String {
+pub(crate) fn cut(text: &str, width: usize) -> String {
     if chars(text) <= width {
         return text.to_owned();
     }

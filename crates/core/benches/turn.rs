@@ -121,14 +121,14 @@ fn bench(c: &mut Criterion) {
             || Execution::new("inst", "exec"),
             |mut exec| black_box(exec.run_turn(t(0), vec![started()], &resolver)),
             BatchSize::SmallInput,
-        )
+        );
     });
     g.bench_function("live: right answer on a cached execution (completes)", |b| {
         b.iter_batched(
             || Execution::from_history("inst", "exec", &waiting, &resolver),
             |mut exec| black_box(exec.run_turn(t(5), vec![answer(TAG)], &resolver)),
             BatchSize::SmallInput,
-        )
+        );
     });
     g.bench_function("live: wrong answer on a cached execution (keeps waiting)", |b| {
         let wrong = "0".repeat(64);
@@ -136,16 +136,16 @@ fn bench(c: &mut Criterion) {
             || Execution::from_history("inst", "exec", &waiting, &resolver),
             |mut exec| black_box(exec.run_turn(t(5), vec![answer(&wrong)], &resolver)),
             BatchSize::SmallInput,
-        )
+        );
     });
     g.finish();
 
     let mut g = c.benchmark_group("replay");
     g.bench_function(format!("waiting verification ({} events)", waiting.len()), |b| {
-        b.iter(|| black_box(Execution::from_history("inst", "exec", black_box(&waiting), &resolver)))
+        b.iter(|| black_box(Execution::from_history("inst", "exec", black_box(&waiting), &resolver)));
     });
     g.bench_function(format!("finished verification ({} events)", finished.len()), |b| {
-        b.iter(|| black_box(Execution::from_history("inst", "exec", black_box(&finished), &resolver)))
+        b.iter(|| black_box(Execution::from_history("inst", "exec", black_box(&finished), &resolver)));
     });
     g.finish();
 }

@@ -80,6 +80,32 @@ pub enum Error {
     },
 }
 
+/// A setting outside what it allows: which one (`setting`, as named in the options struct or
+/// the config file) and a message that says what it must be. Every `validate()` of an options
+/// struct returns it, so callers can tell settings apart without parsing text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// The setting, e.g. `"max_number_of_attempts"` or `"verification.limits.sms_global"`.
+    pub setting: String,
+    /// What is wrong and what it must be, naming the setting.
+    pub message: String,
+}
+
+impl InvalidSetting {
+    /// `setting` is wrong; `message` says how (and names it).
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidSetting { setting: setting.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InvalidSetting {}
+
 impl Error {
     /// A failure with a message, e.g. `Error::msg("phone number is required")`.
     pub fn msg(message: impl fmt::Display) -> Self {

@@ -482,7 +482,7 @@ impl Execution {
                         ),
                     )
                     .non_retriable(),
-                )
+                );
             }
         }
         self.ctx = Some(ctx);

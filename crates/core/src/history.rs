@@ -352,19 +352,19 @@ impl fmt::Display for RuntimeStatus {
 
 /// Timestamps in stored histories and messages: integer microseconds since the Unix epoch
 /// (compact, and far cheaper to write than RFC 3339 text). RFC 3339 strings are accepted too.
-pub mod micros {
+pub(crate) mod micros {
     use jiff::Timestamp;
     use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
     use std::fmt;
 
     /// Serializes `t` as microseconds.
-    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(t.as_microsecond())
     }
 
     /// Deserializes microseconds (or an RFC 3339 string).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         struct Micros;
         impl Visitor<'_> for Micros {
             type Value = Timestamp;

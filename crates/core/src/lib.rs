@@ -24,7 +24,6 @@
 //!     Ok(false)
 //! }
 //! ```
-#![warn(missing_docs)]
 
 mod action;
 mod combinators;
@@ -41,7 +40,7 @@ mod state;
 pub use action::Action;
 pub use combinators::{Either, Join, JoinAll, Select, SelectAll, join, join_all, select, select_all};
 pub use context::{ContinueAsNewOptions, ContinueAsNewPending, OrchestrationContext};
-pub use error::{Error, codes, panic_message};
+pub use error::{Error, InvalidSetting, codes, panic_message};
 pub use execution::{
     Execution, Limits, NextExecution, OrchestratorFn, OrchestratorFuture, OrchestratorOutput,
     OrchestratorResolver, TurnResult, orchestrator_fn,
@@ -60,22 +59,22 @@ pub use rewind::{Rewind, RewoundChild, RewoundTask, plan_rewind};
 
 impl OrchestrationContext {
     /// WhenAny of two; see [`select`].
-    pub fn select<A: std::future::Future, B: std::future::Future>(&self, a: A, b: B) -> Select<A, B> {
+    pub fn select<A: Future, B: Future>(&self, a: A, b: B) -> Select<A, B> {
         select(a, b)
     }
 
     /// WhenAny of many; see [`select_all`].
-    pub fn select_all<F: std::future::Future>(&self, futures: impl IntoIterator<Item = F>) -> SelectAll<F> {
+    pub fn select_all<F: Future>(&self, futures: impl IntoIterator<Item = F>) -> SelectAll<F> {
         select_all(futures)
     }
 
     /// WhenAll of two; see [`join`].
-    pub fn join<A: std::future::Future, B: std::future::Future>(&self, a: A, b: B) -> Join<A, B> {
+    pub fn join<A: Future, B: Future>(&self, a: A, b: B) -> Join<A, B> {
         join(a, b)
     }
 
     /// WhenAll of many; see [`join_all`].
-    pub fn join_all<F: std::future::Future>(&self, futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
+    pub fn join_all<F: Future>(&self, futures: impl IntoIterator<Item = F>) -> JoinAll<F> {
         join_all(futures)
     }
 }

@@ -51,15 +51,22 @@ impl RetryPolicy {
     }
 
     /// Checks the settings; the message says which one is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::InvalidSetting> {
+        use crate::InvalidSetting as Invalid;
         if self.first_retry_interval.is_zero() {
-            return Err("first_retry_interval must be greater than zero".into());
+            return Err(Invalid::new(
+                "first_retry_interval",
+                "first_retry_interval must be greater than zero",
+            ));
         }
         if self.max_number_of_attempts == 0 {
-            return Err("max_number_of_attempts must be at least 1".into());
+            return Err(Invalid::new("max_number_of_attempts", "max_number_of_attempts must be at least 1"));
         }
         if !(self.backoff_coefficient.is_finite() && self.backoff_coefficient >= 1.0) {
-            return Err("backoff_coefficient must be a finite number >= 1.0".into());
+            return Err(Invalid::new(
+                "backoff_coefficient",
+                "backoff_coefficient must be a finite number >= 1.0",
+            ));
         }
         Ok(())
     }

@@ -150,10 +150,10 @@ pub fn plan_rewind(
     for event in &kept {
         match &event.kind {
             EventKind::TaskScheduled { id, name, input } if open.contains(id) && !answered.contains(id) => {
-                plan.activities.push(RewoundTask { task_id: *id, name: name.clone(), input: input.clone() })
+                plan.activities.push(RewoundTask { task_id: *id, name: name.clone(), input: input.clone() });
             }
             EventKind::TimerCreated { id, fire_at } if open.contains(id) && !answered.contains(id) => {
-                plan.timers.push((*id, *fire_at))
+                plan.timers.push((*id, *fire_at));
             }
             EventKind::SubOrchestrationCreated { id, name, instance_id, input }
                 if open.contains(id) && !answered.contains(id) =>
@@ -163,7 +163,7 @@ pub fn plan_rewind(
                     name: name.clone(),
                     instance_id: instance_id.clone(),
                     input: input.clone(),
-                })
+                });
             }
             _ => {}
         }

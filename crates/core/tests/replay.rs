@@ -56,7 +56,7 @@ fn t(secs: i64) -> Timestamp {
 /// The turn time `drive` uses for second `secs`: its clock has nanoseconds, the engine keeps
 /// microseconds.
 fn turn_time(secs: i64) -> Timestamp {
-    t(secs).checked_add(std::time::Duration::from_micros(123_456)).unwrap()
+    t(secs).checked_add(Duration::from_micros(123_456)).unwrap()
 }
 
 fn ev(secs: i64, kind: EventKind) -> HistoryEvent {
@@ -112,7 +112,7 @@ fn drive(reg: &Registry, turns: Vec<(i64, Vec<HistoryEvent>)>) -> (Vec<TurnResul
         let mut replayed = Execution::from_history("inst", "exec", &stored, &resolver);
         assert_eq!(replayed.history_len(), history.len());
         // A clock with nanoseconds: storage keeps microseconds, and the live turn must agree.
-        let now = t(secs).checked_add(std::time::Duration::from_nanos(123_456_789)).unwrap();
+        let now = t(secs).checked_add(Duration::from_nanos(123_456_789)).unwrap();
         let a = live.run_turn(now, events.clone(), &resolver);
         let b = replayed.run_turn(now, events, &resolver);
         assert_eq!(a, b, "cached and replayed executions disagree");

@@ -124,7 +124,7 @@ fn at(ms: i64) -> Timestamp {
 async fn time<F, Fut>(mut f: F) -> Result<f64, Box<dyn std::error::Error>>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), durable_store::Error>>,
+    Fut: Future<Output = Result<(), durable_store::Error>>,
 {
     for _ in 0..3 {
         f().await?;

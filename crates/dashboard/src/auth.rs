@@ -48,7 +48,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// Checks a submitted CSRF token in constant time.
-    pub fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
+    pub(crate) fn check_csrf(&self, submitted: &str) -> Result<(), Response> {
         if bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes())) {
             Ok(())
         } else {
@@ -73,7 +73,7 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    pub fn new(system_keys: &[String], ttl: Duration) -> Self {
+    pub(crate) fn new(system_keys: &[String], ttl: Duration) -> Self {
         let macs = if system_keys.is_empty() {
             let mut random = [0u8; 32];
             getrandom::fill(&mut random).expect("the OS random number generator works");
@@ -90,7 +90,7 @@ impl Sessions {
         }
     }
 
-    pub fn auth_enabled(&self) -> bool {
+    pub(crate) fn auth_enabled(&self) -> bool {
         !self.keys.is_empty()
     }
 

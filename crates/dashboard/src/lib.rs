@@ -27,7 +27,6 @@
 //! let app = durable_dashboard::router(dashboard); // merge it with the API router
 //! # let _ = app; Ok(()) }
 //! ```
-#![warn(missing_docs)]
 // Handlers leave early with a ready `Response` (`Result<T, Response>`), the axum idiom; it is
 // large, but built once per refused request.
 #![allow(clippy::result_large_err)]

@@ -69,7 +69,7 @@ pub(crate) struct Timeline {
 impl Timeline {
     /// Builds the timeline of `history`; `state` tells whether the instance has ended and
     /// `now` where open bars stop.
-    pub fn build(history: &[HistoryEvent], state: &InstanceState, now: Timestamp) -> Timeline {
+    pub(crate) fn build(history: &[HistoryEvent], state: &InstanceState, now: Timestamp) -> Timeline {
         let finished = state.status.is_terminal() || state.status == RuntimeStatus::ContinuedAsNew;
         let last_turn = history
             .iter()
@@ -115,34 +115,34 @@ impl Timeline {
                 }
                 EventKind::TaskCompleted { task_id, .. }
                 | EventKind::SubOrchestrationCompleted { task_id, .. } => {
-                    close(*task_id, Outcome::Completed, at, &mut bars)
+                    close(*task_id, Outcome::Completed, at, &mut bars);
                 }
                 EventKind::TaskFailed { task_id, .. } | EventKind::SubOrchestrationFailed { task_id, .. } => {
-                    close(*task_id, Outcome::Failed, at, &mut bars)
+                    close(*task_id, Outcome::Failed, at, &mut bars);
                 }
                 EventKind::TimerFired { timer_id, fire_at } => {
-                    close(*timer_id, Outcome::Fired, *fire_at, &mut bars)
+                    close(*timer_id, Outcome::Fired, *fire_at, &mut bars);
                 }
                 EventKind::EventRaised { name, .. } => {
-                    marks.push(Mark { label: format!("event {name}"), at, class: "event" })
+                    marks.push(Mark { label: format!("event {name}"), at, class: "event" });
                 }
                 EventKind::EventSent { name, instance_id, .. } => {
-                    marks.push(Mark { label: format!("sent {name} → {instance_id}"), at, class: "sent" })
+                    marks.push(Mark { label: format!("sent {name} → {instance_id}"), at, class: "sent" });
                 }
                 EventKind::ExecutionSuspended { .. } => {
-                    marks.push(Mark { label: "suspended".into(), at, class: "lifecycle" })
+                    marks.push(Mark { label: "suspended".into(), at, class: "lifecycle" });
                 }
                 EventKind::ExecutionResumed { .. } => {
-                    marks.push(Mark { label: "resumed".into(), at, class: "lifecycle" })
+                    marks.push(Mark { label: "resumed".into(), at, class: "lifecycle" });
                 }
                 EventKind::ExecutionRewound { .. } => {
-                    marks.push(Mark { label: "rewound".into(), at, class: "lifecycle" })
+                    marks.push(Mark { label: "rewound".into(), at, class: "lifecycle" });
                 }
                 EventKind::ExecutionTerminated { .. } => {
-                    marks.push(Mark { label: "terminated".into(), at, class: "lifecycle" })
+                    marks.push(Mark { label: "terminated".into(), at, class: "lifecycle" });
                 }
                 EventKind::ExecutionCompleted { status, .. } => {
-                    marks.push(Mark { label: status.as_str().to_lowercase(), at, class: "lifecycle" })
+                    marks.push(Mark { label: status.as_str().to_lowercase(), at, class: "lifecycle" });
                 }
                 EventKind::OrchestratorStarted | EventKind::ExecutionStarted { .. } => {}
             }
@@ -177,7 +177,7 @@ impl Timeline {
 
     /// The SVG, with a title and a summary for screen readers (the history table below it is
     /// the accessible alternative).
-    pub fn render(&self) -> Markup {
+    pub(crate) fn render(&self) -> Markup {
         let (Some(t0), Some(t1)) = (self.start, self.end) else {
             return html! { p.empty { "Nothing has happened yet." } };
         };

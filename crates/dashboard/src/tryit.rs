@@ -226,7 +226,7 @@ fn progress(try_it: &TryIt, state: &InstanceState) -> Markup {
             }
             section.card aria-labelledby="state-h" {
                 h2 #state-h { "Result" }
-                p { "Status: " (crate::pages::instances::status_badge(state.status)) }
+                p { "Status: " (pages::instances::status_badge(state.status)) }
                 @if finished {
                     @match (state.status, verified) {
                         (RuntimeStatus::Completed, Some(true)) => p.verdict.ok data-output="true" { "Verified: output " code { "true" } "." },

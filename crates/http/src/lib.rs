@@ -70,7 +70,6 @@
 //! runtime.shutdown().await;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod error;
 mod extract;
@@ -114,7 +113,7 @@ pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 pub enum Error {
     /// The options are invalid.
     #[error("invalid HTTP options: {0}")]
-    InvalidOptions(String),
+    InvalidOptions(durable_core::InvalidSetting),
 }
 
 /// What the handlers share: the runtime client and the options. Cheap to clone.
@@ -235,7 +234,7 @@ fn build(state: HttpState, guarded: Router<HttpState>, unguarded: Router) -> Rou
         .with_state(state.clone())
         .merge(unguarded)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(state, middleware::json_errors))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

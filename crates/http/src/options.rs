@@ -1,5 +1,6 @@
 //! [`HttpOptions`]: task hub naming, keys, proxies and limits of the HTTP API.
 
+use durable_core::InvalidSetting;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -71,34 +72,43 @@ impl fmt::Debug for HttpOptions {
 
 impl HttpOptions {
     /// Checks the settings; the message names the wrong one and says what to do.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.task_hub.is_empty() || !self.task_hub.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(format!(
-                "task_hub '{}' must be non-empty and alphanumeric (Durable Functions hub naming)",
-                self.task_hub.escape_debug()
+            return Err(InvalidSetting::new(
+                "task_hub",
+                format!(
+                    "task_hub '{}' must be non-empty and alphanumeric (Durable Functions hub naming)",
+                    self.task_hub.escape_debug()
+                ),
             ));
         }
         if self.connection_name.is_empty() || self.connection_name.chars().any(char::is_control) {
-            return Err("connection_name must be non-empty and free of control characters".into());
+            return Err(InvalidSetting::new(
+                "connection_name",
+                "connection_name must be non-empty and free of control characters",
+            ));
         }
         for key in &self.system_keys {
             // An empty key would accept `code=`; keys travel in URLs and headers, so they must be
             // printable ASCII without spaces.
             if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(
-                    "system_keys must be non-empty printable ASCII without spaces (generate them randomly)"
-                        .into(),
-                );
+                return Err(InvalidSetting::new(
+                    "system_keys",
+                    "system_keys must be non-empty printable ASCII without spaces (generate them randomly)",
+                ));
             }
         }
         if self.max_body_bytes == 0 {
-            return Err("max_body_bytes must be at least 1".into());
+            return Err(InvalidSetting::new("max_body_bytes", "max_body_bytes must be at least 1"));
         }
         if self.request_timeout < Duration::from_secs(1) {
-            return Err("request_timeout must be at least 1000 ms".into());
+            return Err(InvalidSetting::new("request_timeout", "request_timeout must be at least 1000 ms"));
         }
         if self.max_wrong_key_block < Duration::from_secs(1) {
-            return Err("max_wrong_key_block must be at least 1000 ms".into());
+            return Err(InvalidSetting::new(
+                "max_wrong_key_block",
+                "max_wrong_key_block must be at least 1000 ms",
+            ));
         }
         Ok(())
     }
@@ -114,11 +124,11 @@ pub(crate) mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }

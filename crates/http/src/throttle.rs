@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most client addresses the wrong-key throttle remembers; beyond it the stalest are forgotten.
-pub const MAX_TRACKED: usize = 100_000;
+pub(crate) const MAX_TRACKED: usize = 100_000;
 
 /// An offender is forgotten this long after its last wrong key (its count starts over).
 const FORGET_AFTER: Duration = Duration::from_secs(3600);

@@ -9,6 +9,7 @@
 //! stored (activity result, raised events) is `HMAC-SHA256(key, instance_id ‖ 0 ‖ code)`, and
 //! tags are compared in constant time.
 
+use durable_runtime::private_files::write_private;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -211,21 +212,6 @@ const PSEUDONYM_KEY_LABEL: &[u8] = b"durable/pseudonym/v1";
 /// Compares two hex tags in constant time (tags have a fixed length, so lengths leak nothing).
 pub fn tags_match(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// Writes `contents` to `path` readable by the owner only.
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 fn encode_hex(bytes: &[u8]) -> String {

@@ -34,7 +34,6 @@
 //! )?;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod code;
 pub mod limits;
@@ -45,12 +44,12 @@ mod sms;
 mod status;
 pub mod webhooks;
 
-pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match, write_private};
+pub use code::{CODE_DIGITS, Code, VerificationKey, tags_match};
 pub use limits::{LimitOptions, RateSetting};
 pub use sms::{DevOutbox, OutboxMessage, Sms, SmsError, SmsReceipt, SmsSender, TwilioSender};
 pub use status::{DELIVERY_EVENT, DeliveryReport, VerificationStatus};
 
-use durable_core::{Either, Error, OrchestrationContext, Payload, Timestamp};
+use durable_core::{Either, Error, InvalidSetting, OrchestrationContext, Payload, Timestamp};
 use durable_runtime::{ActivityContext, Registry};
 use durable_twilio::mask_phone;
 use serde::{Deserialize, Serialize};
@@ -92,18 +91,27 @@ impl Default for VerificationOptions {
 
 impl VerificationOptions {
     /// Checks the settings; the message names the wrong one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.window.is_zero() || self.window > Duration::from_secs(24 * 3600) {
-            return Err("the verification window must be between 1 second and 24 hours".into());
+            return Err(InvalidSetting::new(
+                "verification.window",
+                "the verification window must be between 1 second and 24 hours",
+            ));
         }
         if !(1..=100).contains(&self.attempts) {
-            return Err("verification attempts must be between 1 and 100".into());
+            return Err(InvalidSetting::new(
+                "verification.attempts",
+                "verification attempts must be between 1 and 100",
+            ));
         }
         if !CODE_DIGITS.contains(&self.code_digits) {
-            return Err(format!(
-                "the code length must be between {} and {} digits",
-                CODE_DIGITS.start(),
-                CODE_DIGITS.end()
+            return Err(InvalidSetting::new(
+                "verification.code_digits",
+                format!(
+                    "the code length must be between {} and {} digits",
+                    CODE_DIGITS.start(),
+                    CODE_DIGITS.end()
+                ),
             ));
         }
         self.limits.validate(self.attempts)
@@ -195,7 +203,7 @@ pub fn register(
     sms: Arc<dyn SmsSender>,
     key: VerificationKey,
     options: VerificationOptions,
-) -> Result<Registry, String> {
+) -> Result<Registry, InvalidSetting> {
     options.validate()?;
     metrics::describe();
     let activity_key = key.clone();
@@ -216,10 +224,10 @@ pub fn register(
         };
         let guess = Code::from_guess(&value, digits)?;
         let answer = Answer { tag: key.tag(instance_id, &guess) };
-        Payload::from_value(&answer).map(Some).map_err(|e| e.to_string())
+        Ok(Some(Payload::from_value(&answer).map_err(|e| e.to_string())?))
     });
     let guard: durable_runtime::StartGuard = Arc::new(move |start: &durable_runtime::StartRequest<'_>| {
-        limits::start_charges(start, &limit_options, &guard_key, attempts)
+        Ok(limits::start_charges(start, &limit_options, &guard_key, attempts)?)
     });
     let finished: durable_runtime::FinishedHook =
         Arc::new(move |client, instance| refunds.finished(client, instance));
@@ -297,11 +305,11 @@ pub(crate) mod humantime_secs {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}s", d.as_secs()))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {

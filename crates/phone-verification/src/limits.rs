@@ -17,7 +17,7 @@
 //! batches, off the verification's path; one lost in a crash only makes the limit stricter.
 
 use crate::{VerificationKey, phone};
-use durable_core::RuntimeStatus;
+use durable_core::{InvalidSetting, RuntimeStatus};
 use durable_runtime::{Client, FinishedInstance, StartRequest};
 use durable_store::{LimitCharge, LimitRefund, Rate};
 use serde::{Deserialize, Serialize};
@@ -90,7 +90,7 @@ impl LimitOptions {
     }
 
     /// Checks the settings against the verification's `attempts`; the message names the wrong one.
-    pub fn validate(&self, attempts: u32) -> Result<(), String> {
+    pub fn validate(&self, attempts: u32) -> Result<(), InvalidSetting> {
         for (name, setting) in [
             ("sms_per_number", self.sms_per_number),
             ("failed_answers_per_number", self.failed_answers_per_number),
@@ -100,10 +100,13 @@ impl LimitOptions {
             setting.rate().validate(&format!("verification.limits.{name}"))?;
         }
         if self.enabled && self.failed_answers_per_number.max < attempts {
-            return Err(format!(
-                "verification.limits.failed_answers_per_number.max ({}) must be at least the verification attempts \
-                 ({attempts}): every start reserves its attempts",
-                self.failed_answers_per_number.max
+            return Err(InvalidSetting::new(
+                "verification.limits.failed_answers_per_number",
+                format!(
+                    "verification.limits.failed_answers_per_number.max ({}) must be at least the verification \
+                     attempts ({attempts}): every start reserves its attempts",
+                    self.failed_answers_per_number.max
+                ),
             ));
         }
         for code in &self.country_codes {
@@ -112,10 +115,13 @@ impl LimitOptions {
                 || code.starts_with('0')
                 || !code.bytes().all(|b| b.is_ascii_digit())
             {
-                return Err(format!(
-                    "verification.limits.country_codes: '{}' is not a country calling code (1 to 3 digits without \
-                     '+', e.g. \"1\" or \"44\")",
-                    code.escape_debug()
+                return Err(InvalidSetting::new(
+                    "verification.limits.country_codes",
+                    format!(
+                        "verification.limits.country_codes: '{}' is not a country calling code (1 to 3 digits \
+                         without '+', e.g. \"1\" or \"44\")",
+                        code.escape_debug()
+                    ),
                 ));
             }
         }
@@ -303,7 +309,7 @@ mod tests {
             .validate(4)
             .is_err()
         );
-        assert!(LimitOptions { country_codes: vec!["+1".into()], ..l.clone() }.validate(4).is_err());
+        assert!(LimitOptions { country_codes: vec!["+1".into()], ..l }.validate(4).is_err());
         assert!(
             LimitOptions { sms_global: RateSetting::new(0, Duration::from_secs(60)), ..l }
                 .validate(4)

@@ -1,6 +1,7 @@
 //! Where verification SMS go: Twilio, or a development outbox in the data directory.
 
 use async_trait::async_trait;
+use durable_runtime::private_files::private_open_options;
 use durable_twilio::{SmsOptions, TwilioClient, mask_phone};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -174,14 +175,7 @@ impl SmsSender for DevOutbox {
         line.push('\n');
         let write = || -> std::io::Result<()> {
             let _guard = self.lock.lock();
-            let mut options = std::fs::OpenOptions::new();
-            options.append(true).create(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&self.path)?;
+            let mut file = private_open_options().append(true).create(true).open(&self.path)?;
             file.write_all(line.as_bytes())
         };
         write().map_err(|e| SmsError::transient(format!("cannot write the development outbox: {e}")))?;

@@ -195,12 +195,12 @@ async fn status_callback(
         if let Ok(payload) = Payload::from_value(&report) {
             match hooks.client.raise_event_raw(&instance, DELIVERY_EVENT, Some(payload)).await {
                 Ok(()) => {
-                    tracing::debug!(instance_id = %instance, status = %report.status, "SMS delivery status recorded")
+                    tracing::debug!(instance_id = %instance, status = %report.status, "SMS delivery status recorded");
                 }
                 // A report for a finished or purged verification has nobody to tell.
                 Err(ClientError::NotFound(_) | ClientError::InstanceFinished { .. }) => {}
                 Err(e) => {
-                    tracing::warn!(instance_id = %instance, error = %e, "could not record an SMS delivery status")
+                    tracing::warn!(instance_id = %instance, error = %e, "could not record an SMS delivery status");
                 }
             }
         }

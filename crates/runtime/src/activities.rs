@@ -30,7 +30,7 @@ impl Dispatcher for Activities {
     }
 
     async fn wait(shared: &Shared) {
-        shared.store.wait_for_activity_work(shared.options.idle_check).await
+        shared.store.wait_for_activity_work(shared.options.idle_check).await;
     }
 
     fn span(item: &ActivityWorkItem) -> tracing::Span {
@@ -38,7 +38,7 @@ impl Dispatcher for Activities {
     }
 
     async fn process(shared: Arc<Shared>, item: ActivityWorkItem) {
-        execute(&shared, item).await
+        execute(&shared, item).await;
     }
 }
 
@@ -131,7 +131,7 @@ async fn execute(shared: &Shared, item: ActivityWorkItem) {
             shared.metrics.activities.fetch_add(1, Ordering::Relaxed);
         }
         Err(StoreError::LeaseLost) => {
-            debug!("activity result discarded: its lease was lost and it will run again")
+            debug!("activity result discarded: its lease was lost and it will run again");
         }
         Err(e) => {
             warn!(error = %e, "could not record the activity result; it will run again");

@@ -62,7 +62,7 @@ impl ExecutionCache {
 
     /// Caches `execution`, evicting the least recently used ones beyond capacity.
     pub fn put(&self, execution: Execution) {
-        self.put_traced(execution, None)
+        self.put_traced(execution, None);
     }
 
     /// [`put`](Self::put), with the execution's tracing state.

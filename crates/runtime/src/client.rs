@@ -261,7 +261,7 @@ impl Client {
                 input: input.as_ref(),
                 client_addr: from.client_addr,
             })
-            .map_err(Error::InvalidInput)?,
+            .map_err(|rejected| Error::InvalidInput(rejected.0))?,
             None => Vec::new(),
         };
         let trace = self.shared.spans.as_ref().map(|_| SpanRef::new_execution(from.caller));
@@ -411,7 +411,7 @@ impl Client {
     /// Sets the metrics gauges read from the store (instances per status, backlogs); called
     /// when metrics are scraped.
     pub async fn refresh_store_gauges(&self) {
-        crate::metrics::refresh_store_gauges(&*self.shared.store).await
+        crate::metrics::refresh_store_gauges(&*self.shared.store).await;
     }
 
     fn apply_hook(
@@ -422,7 +422,7 @@ impl Client {
         data: Option<Payload>,
     ) -> Result<Option<Payload>> {
         let Some(hook) = self.shared.registry.event_hook(orchestrator, name) else { return Ok(data) };
-        let data = hook(instance_id, data).map_err(Error::InvalidInput)?;
+        let data = hook(instance_id, data).map_err(|rejected| Error::InvalidInput(rejected.0))?;
         // What is stored is the hook's output: it must fit the limit too.
         self.check_size("the event data after its hook", data.as_ref())?;
         Ok(data)

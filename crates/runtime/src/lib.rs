@@ -29,7 +29,6 @@
 //! runtime.shutdown().await;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 mod activities;
 mod cache;
@@ -38,6 +37,7 @@ mod dispatch;
 pub mod metrics;
 mod options;
 mod orchestrations;
+pub mod private_files;
 mod registry;
 mod shared;
 mod stalls;
@@ -48,7 +48,7 @@ pub use client::Client;
 pub use options::{RuntimeOptions, UnknownFunctions};
 pub use registry::{
     ActivityContext, ActivityFn, ActivityFuture, ActivityOutput, EventHook, FinishedHook, FinishedInstance,
-    Registry, StartGuard, StartRequest,
+    Registry, Rejected, StartGuard, StartRequest,
 };
 
 use durable_store::{Clock, Store, SystemClock};
@@ -82,7 +82,7 @@ pub struct RuntimeMetrics {
 pub enum Error {
     /// The options are invalid.
     #[error("invalid runtime options: {0}")]
-    InvalidOptions(String),
+    InvalidOptions(durable_core::InvalidSetting),
 }
 
 /// A running node: dispatchers for orchestrations and activities.

@@ -1,5 +1,6 @@
 //! [`RuntimeOptions`]: concurrency, leases, batching and caching of a runtime node.
 
+use durable_core::InvalidSetting;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -84,19 +85,23 @@ impl RuntimeOptions {
     }
 
     /// Checks the settings; the message names the wrong one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.max_concurrent_turns == 0 || self.max_concurrent_activities == 0 || self.fetch_batch == 0 {
-            return Err(
-                "max_concurrent_turns, max_concurrent_activities and fetch_batch must be at least 1".into()
-            );
+            return Err(InvalidSetting::new(
+                "max_concurrent_turns",
+                "max_concurrent_turns, max_concurrent_activities and fetch_batch must be at least 1",
+            ));
         }
         if self.max_history_events < 10 || self.max_payload_bytes < 1024 {
-            return Err("max_history_events must be at least 10 and max_payload_bytes at least 1024".into());
+            return Err(InvalidSetting::new(
+                "max_history_events",
+                "max_history_events must be at least 10 and max_payload_bytes at least 1024",
+            ));
         }
         if self.orchestration_lease < Duration::from_millis(100)
             || self.activity_lease < Duration::from_millis(100)
         {
-            return Err("leases must be at least 100 ms".into());
+            return Err(InvalidSetting::new("orchestration_lease", "leases must be at least 100 ms"));
         }
         Ok(())
     }
@@ -106,11 +111,11 @@ mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }

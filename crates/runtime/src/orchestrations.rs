@@ -32,7 +32,7 @@ impl Dispatcher for Orchestrations {
     }
 
     async fn wait(shared: &Shared) {
-        shared.store.wait_for_orchestration_work(shared.options.idle_check).await
+        shared.store.wait_for_orchestration_work(shared.options.idle_check).await;
     }
 
     fn span(item: &OrchestrationWorkItem) -> tracing::Span {
@@ -40,7 +40,7 @@ impl Dispatcher for Orchestrations {
     }
 
     async fn process(shared: Arc<Shared>, item: OrchestrationWorkItem) {
-        process(&shared, item).await
+        process(&shared, item).await;
     }
 }
 
@@ -308,7 +308,7 @@ pub(crate) fn build_commit(
     for action in result.actions {
         match action {
             Action::ScheduleActivity { id, name, input } => {
-                commit.activities.push(NewActivity { task_id: id, name, input })
+                commit.activities.push(NewActivity { task_id: id, name, input });
             }
             Action::CreateTimer { id, fire_at } => commit.timers.push(NewTimer { timer_id: id, fire_at }),
             Action::CancelTimer { id } => commit.cancelled_timers.push(id),
@@ -325,17 +325,17 @@ pub(crate) fn build_commit(
                     }),
                     created_at: now,
                     trace: trace.map(ExecutionTrace::child_context),
-                })
+                });
             }
             Action::SendEvent { instance_id, name, input, .. } => commit.messages.push(NewMessage {
                 instance_id,
                 execution_id: None,
-                event: HistoryEvent::new(now, durable_core::EventKind::EventRaised { name, input, id: None }),
+                event: HistoryEvent::new(now, EventKind::EventRaised { name, input, id: None }),
             }),
             Action::TerminateChild { instance_id, reason } => commit.messages.push(NewMessage {
                 instance_id,
                 execution_id: None,
-                event: HistoryEvent::new(now, durable_core::EventKind::ExecutionTerminated { reason }),
+                event: HistoryEvent::new(now, EventKind::ExecutionTerminated { reason }),
             }),
         }
     }

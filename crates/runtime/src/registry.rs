@@ -45,10 +45,28 @@ impl ActivityContext {
     }
 }
 
+/// Why an [`EventHook`] or a [`StartGuard`] refused what a client sent: a message for the
+/// caller, who gets it as invalid input (HTTP 400). Nothing is stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+impl From<String> for Rejected {
+    fn from(message: String) -> Self {
+        Rejected(message)
+    }
+}
+
+impl From<&str> for Rejected {
+    fn from(message: &str) -> Self {
+        Rejected(message.to_owned())
+    }
+}
+
 /// Transforms or rejects the data of an event raised through the client before it is stored:
-/// `(instance_id, data) -> data`. An `Err` message is returned to the caller as invalid input.
+/// `(instance_id, data) -> data`; a [`Rejected`] goes back to the caller as invalid input.
 /// Use it to keep secrets out of history (e.g. store a MAC of a guessed code, not the code).
-pub type EventHook = Arc<dyn Fn(&str, Option<Payload>) -> Result<Option<Payload>, String> + Send + Sync>;
+pub type EventHook = Arc<dyn Fn(&str, Option<Payload>) -> Result<Option<Payload>, Rejected> + Send + Sync>;
 
 /// What a [`StartGuard`] sees of a start request.
 #[derive(Clone, Copy, Debug)]
@@ -63,11 +81,11 @@ pub struct StartRequest<'a> {
     pub client_addr: Option<IpAddr>,
 }
 
-/// Checks a start before its instance exists: `Err(message)` refuses it as invalid input
+/// Checks a start before its instance exists: a [`Rejected`] refuses it as invalid input
 /// (nothing is created); `Ok(charges)` lets it through after charging the rate limits (kept
 /// in the store, in the transaction that creates the instance; a limit that refuses makes the
 /// start fail with a rate-limit error, and nothing is created).
-pub type StartGuard = Arc<dyn Fn(&StartRequest<'_>) -> Result<Vec<LimitCharge>, String> + Send + Sync>;
+pub type StartGuard = Arc<dyn Fn(&StartRequest<'_>) -> Result<Vec<LimitCharge>, Rejected> + Send + Sync>;
 
 /// An instance that has just finished (its terminal turn is committed), as a [`FinishedHook`]
 /// sees it.

@@ -265,7 +265,7 @@ impl ExecutionTrace {
         for event in history {
             match &event.kind {
                 EventKind::TimerCreated { id, fire_at } => {
-                    trace.timers.push((*id, event.timestamp, *fire_at))
+                    trace.timers.push((*id, event.timestamp, *fire_at));
                 }
                 EventKind::TimerFired { timer_id, .. } => trace.timers.retain(|t| t.0 != *timer_id),
                 EventKind::EventRaised { name, .. } => trace.mark_event(event.timestamp, name),

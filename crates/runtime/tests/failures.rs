@@ -307,7 +307,7 @@ async fn an_event_hook_output_over_the_limit_is_refused() {
         assert!(
             matches!(err, ClientError::InvalidInput(ref m) if m.contains("after its hook") && m.contains("DT0008")),
             "{err}"
-        )
+        );
     };
     // Not awaited yet: the event would be queued.
     wait_for_history(&client, &id, "ExecutionStarted").await;

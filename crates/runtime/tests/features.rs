@@ -181,7 +181,7 @@ async fn when_all_and_when_any() {
                 Box::pin(async {
                     timer.clone().await;
                     Ok::<u32, Error>(0)
-                }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
+                }) as std::pin::Pin<Box<dyn Future<Output = _> + Send>>,
                 Box::pin(ctx.call_activity::<u32, _>("Double", &21)),
             ])
             .await;

@@ -1,6 +1,7 @@
 //! The system key of the HTTP API, kept in the data directory when not configured.
 
 use crate::Error;
+use durable_runtime::private_files::write_private;
 use std::path::{Path, PathBuf};
 
 /// File name of the generated system key inside the data directory.
@@ -45,20 +46,6 @@ pub fn read_system_key(data_dir: &Path) -> Option<String> {
         .ok()
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -20,7 +20,6 @@
 //! server.run_until_signal().await;
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
 
 pub mod keys;
 pub mod otel;
@@ -366,7 +365,7 @@ impl BoundServer {
             let key = keys::load_or_create_system_key(&options.data_dir)?;
             options.http.system_keys.push(key);
         }
-        options.runtime.validate().map_err(Error::Config)?;
+        options.runtime.validate().map_err(|e| Error::Config(e.to_string()))?;
         // Before the store and the runtime: they register their metrics when they start.
         let metrics = options.metrics.enabled.then(durable_http::metrics::install_recorder);
         let store = open_store(&options).await?;
@@ -431,7 +430,7 @@ impl Server {
     }
 
     /// The data directory.
-    pub fn data_dir(&self) -> &std::path::Path {
+    pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 

@@ -278,7 +278,7 @@ mod tests {
             .with_simple_exporter(exporter.clone())
             .with_id_generator(RecordedIds::default())
             .build();
-        let sink = Sink { tracer: Tracing::with_provider(provider.clone()).tracer };
+        let sink = Sink { tracer: Tracing::with_provider(provider).tracer };
         let own = SpanRef::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None).unwrap();
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         sink.finished(FinishedSpan {

@@ -241,7 +241,7 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         self.store.renew_orchestration_lease(lease, duration).await
     }
     async fn wait_for_orchestration_work(&self, max_wait: Duration) {
-        self.store.wait_for_orchestration_work(max_wait).await
+        self.store.wait_for_orchestration_work(max_wait).await;
     }
     async fn fetch_activity_work(&self, max: usize, lease: Duration) -> Result<Vec<ActivityWorkItem>> {
         self.store.fetch_activity_work(max, lease).await
@@ -256,7 +256,7 @@ impl<S: Store, G: Send + Sync + 'static> Store for Guarded<S, G> {
         self.store.renew_activity_lease(lease, duration).await
     }
     async fn wait_for_activity_work(&self, max_wait: Duration) {
-        self.store.wait_for_activity_work(max_wait).await
+        self.store.wait_for_activity_work(max_wait).await;
     }
     async fn backlog(&self) -> Result<crate::Backlog> {
         self.store.backlog().await

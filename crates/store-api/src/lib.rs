@@ -19,7 +19,6 @@
 //!   by another fetch, and any operation presenting an expired or superseded lease fails with
 //!   [`Error::LeaseLost`] (fencing). Work is therefore delivered at least once, and a turn's
 //!   effects are committed at most once.
-#![warn(missing_docs)]
 
 pub mod codec;
 #[cfg(feature = "conformance")]

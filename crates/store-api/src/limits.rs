@@ -49,13 +49,14 @@ impl Rate {
         micros(self.period)
     }
 
-    /// Checks the rate; the message says what is wrong.
-    pub fn validate(&self, what: &str) -> Result<(), String> {
+    /// Checks the rate of the setting `what`; the message says what is wrong.
+    pub fn validate(&self, what: &str) -> Result<(), durable_core::InvalidSetting> {
+        let invalid = |message: String| Err(durable_core::InvalidSetting::new(what, message));
         if self.max == 0 || self.period.is_zero() {
-            return Err(format!("{what}: max and period must both be greater than zero"));
+            return invalid(format!("{what}: max and period must both be greater than zero"));
         }
         if self.period > Duration::from_secs(366 * 24 * 3600) {
-            return Err(format!("{what}: the period must be at most a year"));
+            return invalid(format!("{what}: the period must be at most a year"));
         }
         Ok(())
     }

@@ -134,7 +134,7 @@ async fn turns(committers: &[usize]) {
                         Timestamp::now(),
                         EventKind::EventRaised { name: "Answer".into(), input: None, id: None },
                     );
-                    s.send_message(&id(i), ev).await.unwrap()
+                    s.send_message(&id(i), ev).await.unwrap();
                 })
             })
             .await;

@@ -20,24 +20,24 @@ pub(crate) struct Micros(pub i64);
 
 impl Micros {
     /// The timestamp, truncated to microseconds.
-    pub fn of(t: Timestamp) -> Micros {
+    pub(crate) fn of(t: Timestamp) -> Micros {
         Micros(t.as_microsecond())
     }
 
     /// The timestamp rounded up to microseconds, for due times: a message becomes visible when
     /// `visible_at <= now`, and rounding up guarantees that never happens before `t`.
-    pub fn ceil(t: Timestamp) -> Micros {
+    pub(crate) fn ceil(t: Timestamp) -> Micros {
         let floor = t.as_microsecond();
         Micros(if t.subsec_nanosecond() % 1000 > 0 { floor.saturating_add(1) } else { floor })
     }
 
     /// `self + d`, saturating.
-    pub fn plus(self, d: Duration) -> Micros {
+    pub(crate) fn plus(self, d: Duration) -> Micros {
         Micros(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
 
     /// The timestamp (clamped to jiff's range).
-    pub fn ts(self) -> Timestamp {
+    pub(crate) fn ts(self) -> Timestamp {
         Timestamp::from_microsecond(self.0).unwrap_or(if self.0 < 0 {
             Timestamp::MIN
         } else {
@@ -46,7 +46,7 @@ impl Micros {
     }
 
     /// How long from `now` until `self` (zero when past).
-    pub fn since(self, now: Micros) -> Duration {
+    pub(crate) fn since(self, now: Micros) -> Duration {
         Duration::from_micros(u64::try_from(self.0.saturating_sub(now.0)).unwrap_or(0))
     }
 }
@@ -56,7 +56,7 @@ impl ToSql for Micros {
         &self,
         _ty: &Type,
         out: &mut BytesMut,
-    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let pg = match self.0 {
             i64::MIN | i64::MAX => self.0,
             us => us.saturating_sub(PG_EPOCH_OFFSET_US),
@@ -70,10 +70,7 @@ impl ToSql for Micros {
 }
 
 impl<'a> FromSql<'a> for Micros {
-    fn from_sql(
-        _ty: &Type,
-        raw: &'a [u8],
-    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(_ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         let pg = i64::from_be_bytes(raw.try_into()?);
         Ok(Micros(match pg {
             i64::MIN | i64::MAX => pg,

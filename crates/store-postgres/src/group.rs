@@ -30,7 +30,7 @@ pub(crate) struct Group<I, O> {
 impl<I: Send + 'static, O: Send + 'static> Group<I, O> {
     /// Starts the collector task (needs a Tokio runtime). `run` executes one batch and returns
     /// exactly one result per item, in order.
-    pub fn start<F, Fut>(run: F) -> Self
+    pub(crate) fn start<F, Fut>(run: F) -> Self
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
@@ -68,7 +68,7 @@ impl<I: Send + 'static, O: Send + 'static> Group<I, O> {
     }
 
     /// Queues `item` and waits for its result.
-    pub async fn call(&self, item: I) -> Result<O> {
+    pub(crate) async fn call(&self, item: I) -> Result<O> {
         let (reply, answer) = oneshot::channel();
         self.queue.send((item, reply)).map_err(|_| crate::codec::closed())?;
         answer.await.map_err(|_| crate::codec::closed())?

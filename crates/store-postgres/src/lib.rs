@@ -112,7 +112,6 @@
 //!
 //! Status-row timestamps are kept at microsecond precision (event timestamps inside histories
 //! and messages keep full precision).
-#![warn(missing_docs)]
 
 mod batch;
 mod codec;
@@ -231,7 +230,7 @@ impl Groups {
             run: fn(PostgresStore, Vec<I>) -> Fut,
         ) -> Group<I, O>
         where
-            Fut: std::future::Future<Output = Vec<Result<O>>> + Send + 'static,
+            Fut: Future<Output = Vec<Result<O>>> + Send + 'static,
         {
             let store = store.clone();
             let meters = durable_store::meters::CommitMeters::new("postgres");

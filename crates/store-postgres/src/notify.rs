@@ -74,21 +74,21 @@ impl Outbox {
 
 impl Signals {
     /// Orchestration work may be available: wake local waiters and tell the other nodes.
-    pub fn orchestration_work(&self) {
+    pub(crate) fn orchestration_work(&self) {
         self.orchestrations.notify_waiters();
         self.outbox.lock().orchestrations = true;
         self.outbox_ready.notify_one();
     }
 
     /// Activity work may be available.
-    pub fn activity_work(&self) {
+    pub(crate) fn activity_work(&self) {
         self.activities.notify_waiters();
         self.outbox.lock().activities = true;
         self.outbox_ready.notify_one();
     }
 
     /// An instance finished.
-    pub fn finished(&self, instance_id: &str) {
+    pub(crate) fn finished(&self, instance_id: &str) {
         self.completions.notify(instance_id);
         let mut outbox = self.outbox.lock();
         if instance_id.len() <= MAX_PAYLOAD && outbox.completed.len() < MAX_QUEUED_COMPLETIONS {
@@ -99,7 +99,7 @@ impl Signals {
     }
 
     /// Wakes every local waiter so it looks again (reconnects, shutdown).
-    pub fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         self.orchestrations.notify_waiters();
         self.activities.notify_waiters();
     }

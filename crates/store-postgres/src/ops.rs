@@ -24,7 +24,7 @@ pub(crate) struct CreateParams<'a> {
 }
 
 impl<'a> CreateParams<'a> {
-    pub fn new(req: &'a CreateInstance) -> Result<Self> {
+    pub(crate) fn new(req: &'a CreateInstance) -> Result<Self> {
         let parent = req.parent.as_ref();
         Ok(CreateParams {
             id: &req.instance_id,
@@ -80,7 +80,7 @@ pub(crate) struct TurnParams<'a> {
 
 impl<'a> TurnParams<'a> {
     /// `now` is the lease check's clock reading.
-    pub fn new(c: &'a TurnCommit, now: Micros) -> Result<Self> {
+    pub(crate) fn new(c: &'a TurnCommit, now: Micros) -> Result<Self> {
         let mut can_events = Vec::new();
         if let Some(next) = &c.continue_as_new {
             can_events.push(codec::to_json(&next.start)?);
@@ -141,7 +141,7 @@ impl<'a> TurnParams<'a> {
     }
 
     /// The parameters, in the function's order.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 36] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 36] {
         [
             &self.c.lease.instance_id,
             &self.token,
@@ -211,7 +211,7 @@ pub(crate) struct RewindParams<'a> {
 }
 
 impl<'a> RewindParams<'a> {
-    pub fn new(r: &'a RewindCommit) -> Result<Self> {
+    pub(crate) fn new(r: &'a RewindCommit) -> Result<Self> {
         let children: Vec<CreateParams<'a>> =
             r.new_instances.iter().map(CreateParams::new).collect::<Result<_>>()?;
         let status = if r.history.is_empty() { RuntimeStatus::Pending } else { RuntimeStatus::Running };
@@ -247,7 +247,7 @@ impl<'a> RewindParams<'a> {
     }
 
     /// The parameters, in the function's order.
-    pub fn params(&self) -> [&(dyn ToSql + Sync); 24] {
+    pub(crate) fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         [
             &self.r.instance_id,
             &self.r.execution_id,

@@ -124,7 +124,7 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
-    pub fn new(schema: &str) -> Sql {
+    pub(crate) fn new(schema: &str) -> Sql {
         let s = quote_ident(schema);
         let cols = INSTANCE_COLUMNS;
         Sql {

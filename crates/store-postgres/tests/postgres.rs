@@ -99,7 +99,7 @@ async fn a_newer_schema_is_refused() {
     sql(&db, &format!("INSERT INTO \"{}\".schema_version (version) VALUES (99)", db.schema())).await;
     match PostgresStore::connect(db.options()).await {
         Err(Error::Unavailable(msg)) => {
-            assert!(msg.contains("version 99") && msg.contains("upgrade durable"), "{msg}")
+            assert!(msg.contains("version 99") && msg.contains("upgrade durable"), "{msg}");
         }
         Err(e) => panic!("wrong error {e}"),
         Ok(_) => panic!("connected to a schema from the future"),

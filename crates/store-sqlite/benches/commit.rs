@@ -51,7 +51,7 @@ async fn prepare(store: &Arc<SqliteStore>, n: usize) -> Vec<OrchestrationWorkIte
                     id: None,
                 },
             );
-            store.send_message(&id(i), event).await.expect("send")
+            store.send_message(&id(i), event).await.expect("send");
         }
     });
     futures::future::join_all(sends).await;
@@ -107,7 +107,7 @@ fn bench(c: &mut Criterion) {
                 }
                 spent
             }
-        })
+        });
     });
     // Reported per batch of 100; the throughput line gives commits per second.
     g.throughput(Throughput::Elements(POOL as u64));
@@ -127,7 +127,7 @@ fn bench(c: &mut Criterion) {
                 }
                 spent
             }
-        })
+        });
     });
     g.finish();
     rt.block_on(store.close()).unwrap();

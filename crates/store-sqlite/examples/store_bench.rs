@@ -121,7 +121,7 @@ async fn turns(path: &Path, sync: Synchronous, n: usize, concurrency: usize) {
                         Timestamp::now(),
                         EventKind::EventRaised { name: "Answer".into(), input: None, id: None },
                     );
-                    store.send_message(&format!("{i:032x}"), ev).await.unwrap()
+                    store.send_message(&format!("{i:032x}"), ev).await.unwrap();
                 })
             })
             .collect())

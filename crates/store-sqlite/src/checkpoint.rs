@@ -50,11 +50,11 @@ pub(crate) fn start(path: &Path, writer: &mut Connection) -> Result<JoinHandle<(
                     // SQLite answers OK with -1 frames when the checkpoint could not run at all
                     // (that is how a connection that had not read yet silently did nothing).
                     Ok((frames, _)) if frames < 0 => {
-                        tracing::warn!("WAL checkpoint did not run; the writer checkpoints past its own limit")
+                        tracing::warn!("WAL checkpoint did not run; the writer checkpoints past its own limit");
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commits")
+                        tracing::warn!(error = %e, "WAL checkpoint failed; it is retried after the next commits");
                     }
                 }
             }

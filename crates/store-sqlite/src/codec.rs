@@ -75,7 +75,7 @@ pub(crate) fn closed() -> Error {
 /// commits): `{"t":<turn time>,"v":[...]}` with that first event left out and each other event's
 /// `ts` left out when it equals the turn time (actions are stamped with it). Otherwise the plain
 /// JSON array of events. A parked verification's two rows shrink by about a third.
-pub(crate) fn encode_turn(events: &[HistoryEvent]) -> durable_store::Result<String> {
+pub(crate) fn encode_turn(events: &[HistoryEvent]) -> Result<String> {
     let Some((first, rest)) = events.split_first() else { return to_json(events) };
     if first.kind != EventKind::OrchestratorStarted {
         return to_json(events);
@@ -92,7 +92,7 @@ pub(crate) fn encode_turn(events: &[HistoryEvent]) -> durable_store::Result<Stri
 }
 
 /// Reads a row written by [`encode_turn`] (either form).
-pub(crate) fn decode_turn(text: &str) -> durable_store::Result<Vec<HistoryEvent>> {
+pub(crate) fn decode_turn(text: &str) -> Result<Vec<HistoryEvent>> {
     if text.starts_with('[') {
         return from_json(text);
     }
@@ -137,7 +137,7 @@ struct StoredEventOwned {
 /// The `event` column of a queued message. A timer's `TimerFired` (stamped with its due time)
 /// is fully described by the row's `timer_id` and `visible_at`, so it is stored as an empty
 /// string; every other event as JSON.
-pub(crate) fn encode_message(event: &HistoryEvent, visible_at: Option<i64>) -> durable_store::Result<String> {
+pub(crate) fn encode_message(event: &HistoryEvent, visible_at: Option<i64>) -> Result<String> {
     if let (EventKind::TimerFired { fire_at, .. }, Some(due)) = (&event.kind, visible_at)
         && event.timestamp == *fire_at
         && fire_at.as_microsecond() == due
@@ -152,7 +152,7 @@ pub(crate) fn decode_message(
     text: &str,
     visible_at: Option<i64>,
     timer_id: Option<i64>,
-) -> durable_store::Result<HistoryEvent> {
+) -> Result<HistoryEvent> {
     if !text.is_empty() {
         return from_json(text);
     }

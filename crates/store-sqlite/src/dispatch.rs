@@ -119,7 +119,7 @@ pub(crate) struct Granted {
 
 impl Orchestrations {
     /// Records that the instance has visible messages. Returns true when it became ready.
-    pub fn mark_visible(&mut self, instance_id: &str, now: i64) -> bool {
+    pub(crate) fn mark_visible(&mut self, instance_id: &str, now: i64) -> bool {
         let slot = match self.slots.get_mut(instance_id) {
             Some(slot) => slot,
             None => self.slots.entry(Arc::from(instance_id)).or_default(),
@@ -139,24 +139,24 @@ impl Orchestrations {
 
     /// Indexes timer message `message_id`, due at `at`. Returns true when it is the new
     /// earliest wake-up, so sleeping waiters must recompute their deadline.
-    pub fn add_timer(&mut self, at: i64, message_id: i64) -> bool {
+    pub(crate) fn add_timer(&mut self, at: i64, message_id: i64) -> bool {
         let earliest = self.timers.first().is_none_or(|(t, _)| at < *t);
         self.timers.insert((at, message_id));
         earliest
     }
 
     /// Forgets a deleted timer message.
-    pub fn remove_timer(&mut self, at: i64, message_id: i64) {
+    pub(crate) fn remove_timer(&mut self, at: i64, message_id: i64) {
         self.timers.remove(&(at, message_id));
     }
 
     /// True when a timer is due (its instance is not known here yet).
-    pub fn has_due_timers(&self, now: i64) -> bool {
+    pub(crate) fn has_due_timers(&self, now: i64) -> bool {
         self.timers.first().is_some_and(|(t, _)| *t <= now)
     }
 
     /// Removes and returns up to `max` due timers as (due time, message id).
-    pub fn take_due_timers(&mut self, now: i64, max: usize) -> Vec<(i64, i64)> {
+    pub(crate) fn take_due_timers(&mut self, now: i64, max: usize) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         while out.len() < max && self.has_due_timers(now) {
             out.extend(self.timers.pop_first());
@@ -166,7 +166,7 @@ impl Orchestrations {
 
     /// Moves ended retry delays and expired leases to the ready queue. Returns true if any
     /// became ready.
-    pub fn promote(&mut self, now: i64) -> bool {
+    pub(crate) fn promote(&mut self, now: i64) -> bool {
         let mut any = false;
         while self.retries.peek().is_some_and(|Reverse((t, _))| *t <= now) {
             let Reverse((_, id)) = self.retries.pop().expect("peeked");
@@ -190,7 +190,13 @@ impl Orchestrations {
     }
 
     /// Leases up to `max` ready instances.
-    pub fn lease(&mut self, max: usize, now: i64, duration: i64, tokens: &dyn Fn() -> u64) -> Vec<Granted> {
+    pub(crate) fn lease(
+        &mut self,
+        max: usize,
+        now: i64,
+        duration: i64,
+        tokens: &dyn Fn() -> u64,
+    ) -> Vec<Granted> {
         self.promote(now);
         let mut out = Vec::new();
         let expires = now.saturating_add(duration);
@@ -213,7 +219,13 @@ impl Orchestrations {
 
     /// Leases one instance by id, if it holds no live lease and is not backing off; it may or
     /// may not have visible messages (a queued entry becomes stale and is skipped).
-    pub fn lease_one(&mut self, instance_id: &str, now: i64, duration: i64, token: u64) -> Option<Granted> {
+    pub(crate) fn lease_one(
+        &mut self,
+        instance_id: &str,
+        now: i64,
+        duration: i64,
+        token: u64,
+    ) -> Option<Granted> {
         self.promote(now);
         let slot = match self.slots.get_mut(instance_id) {
             Some(slot) => slot,
@@ -234,12 +246,12 @@ impl Orchestrations {
     }
 
     /// True when the instance is leased with `token` and the lease is live.
-    pub fn holds(&self, instance_id: &str, token: u64, now: i64) -> bool {
+    pub(crate) fn holds(&self, instance_id: &str, token: u64, now: i64) -> bool {
         self.slots.get(instance_id).and_then(|s| s.lease).is_some_and(|l| l.token == token && l.live(now))
     }
 
     /// Pins a live lease for a commit; false if it is not held.
-    pub fn pin(&mut self, instance_id: &str, token: u64, now: i64) -> bool {
+    pub(crate) fn pin(&mut self, instance_id: &str, token: u64, now: i64) -> bool {
         match self.slots.get_mut(instance_id).and_then(|s| s.lease.as_mut()) {
             Some(l) if l.token == token && l.live(now) => {
                 l.pinned = true;
@@ -250,7 +262,7 @@ impl Orchestrations {
     }
 
     /// Undoes [`pin`](Self::pin) after a failed commit; the lease keeps its expiry time.
-    pub fn unpin(&mut self, instance_id: &str, token: u64) {
+    pub(crate) fn unpin(&mut self, instance_id: &str, token: u64) {
         if let Some((key, slot)) = self.slots.get_key_value(instance_id)
             && let Some(l) = slot.lease.filter(|l| l.token == token && l.pinned)
         {
@@ -264,7 +276,7 @@ impl Orchestrations {
     }
 
     /// Extends a live lease. Returns the new expiry, or `None` if the lease is not held.
-    pub fn renew(&mut self, instance_id: &str, token: u64, now: i64, duration: i64) -> Option<i64> {
+    pub(crate) fn renew(&mut self, instance_id: &str, token: u64, now: i64, duration: i64) -> Option<i64> {
         let (key, slot) = self.slots.get_key_value(instance_id)?;
         let lease = slot.lease.filter(|l| l.token == token && l.live(now))?;
         let key = key.clone();
@@ -279,7 +291,7 @@ impl Orchestrations {
     /// arrived during the lease), after `not_before` when that is in the future (a wake-up is
     /// scheduled for it). Returns true when it was queued now, false also when the lease was
     /// not held.
-    pub fn release(
+    pub(crate) fn release(
         &mut self,
         instance_id: &str,
         token: u64,
@@ -309,13 +321,13 @@ impl Orchestrations {
     }
 
     /// Forgets a purged instance: its lease is revoked (the holder gets `LeaseLost`).
-    pub fn forget(&mut self, instance_id: &str) {
+    pub(crate) fn forget(&mut self, instance_id: &str) {
         self.slots.remove(instance_id);
     }
 
     /// True when an instance is ready now or a timer is due (stale queue entries are dropped on
     /// the way).
-    pub fn has_ready(&mut self, now: i64) -> bool {
+    pub(crate) fn has_ready(&mut self, now: i64) -> bool {
         self.promote(now);
         if self.has_due_timers(now) {
             return true;
@@ -330,21 +342,21 @@ impl Orchestrations {
     }
 
     /// The earliest time something may become ready (a timer, a retry or a lease expiry).
-    pub fn next_due(&self) -> Option<i64> {
+    pub(crate) fn next_due(&self) -> Option<i64> {
         let t = self.timers.first().map(|(t, _)| *t);
         let r = self.retries.peek().map(|Reverse((t, _))| *t);
         t.into_iter().chain(r).chain(self.expiries.next()).min()
     }
 
     /// Number of timers not yet due, for tests and diagnostics.
-    pub fn timer_count(&self) -> usize {
+    pub(crate) fn timer_count(&self) -> usize {
         self.timers.len()
     }
 
     /// (instances queued and not leased, timers due at `now` and not yet resolved into a
     /// ready instance). Counts what is waiting, not what is parked, so the cost follows the
     /// backlog.
-    pub fn backlog(&self, now: i64) -> (u64, u64) {
+    pub(crate) fn backlog(&self, now: i64) -> (u64, u64) {
         let ready = self.slots.values().filter(|s| s.queued && s.lease.is_none()).count();
         let due = self.timers.range(..(now.saturating_add(1), i64::MIN)).count();
         (ready as u64, due as u64)
@@ -352,7 +364,7 @@ impl Orchestrations {
 
     /// Instances waiting in the ready queue (an upper bound: stale entries are only dropped
     /// when they reach the front), for load shedding.
-    pub fn ready_count(&self) -> usize {
+    pub(crate) fn ready_count(&self) -> usize {
         self.ready.len()
     }
 }
@@ -370,18 +382,18 @@ pub(crate) struct Activities {
 
 impl Activities {
     /// A new (or recovered) activity is fetchable.
-    pub fn add(&mut self, id: i64) {
+    pub(crate) fn add(&mut self, id: i64) {
         self.ready.insert(id);
     }
 
     /// The activity was deleted.
-    pub fn forget(&mut self, id: i64) {
+    pub(crate) fn forget(&mut self, id: i64) {
         self.ready.remove(&id);
         self.leases.remove(&id);
     }
 
     /// Moves due retries and expired leases back to the ready set.
-    pub fn promote(&mut self, now: i64) -> bool {
+    pub(crate) fn promote(&mut self, now: i64) -> bool {
         let mut any = false;
         while self.delayed.peek().is_some_and(|Reverse((t, _))| *t <= now) {
             let Reverse((_, id)) = self.delayed.pop().expect("peeked");
@@ -399,7 +411,7 @@ impl Activities {
     }
 
     /// Leases up to `max` of the oldest fetchable activities.
-    pub fn lease(
+    pub(crate) fn lease(
         &mut self,
         max: usize,
         now: i64,
@@ -420,12 +432,12 @@ impl Activities {
     }
 
     /// True when the activity is leased with a live lease (any token).
-    pub fn is_leased(&self, id: i64, now: i64) -> bool {
+    pub(crate) fn is_leased(&self, id: i64, now: i64) -> bool {
         self.leases.get(&id).is_some_and(|s| s.live(now))
     }
 
     /// Pins a live lease for a completion; false if it is not held.
-    pub fn pin(&mut self, id: i64, token: u64, now: i64) -> bool {
+    pub(crate) fn pin(&mut self, id: i64, token: u64, now: i64) -> bool {
         match self.leases.get_mut(&id) {
             Some(s) if s.token == token && s.live(now) => {
                 s.pinned = true;
@@ -436,7 +448,7 @@ impl Activities {
     }
 
     /// Undoes [`pin`](Self::pin) after a failed completion.
-    pub fn unpin(&mut self, id: i64, token: u64) {
+    pub(crate) fn unpin(&mut self, id: i64, token: u64) {
         if let Some(s) = self.leases.get_mut(&id).filter(|s| s.token == token) {
             s.pinned = false;
             let expires = s.expires;
@@ -445,7 +457,7 @@ impl Activities {
     }
 
     /// Extends a live lease; `None` if it is not held.
-    pub fn renew(&mut self, id: i64, token: u64, now: i64, duration: i64) -> Option<i64> {
+    pub(crate) fn renew(&mut self, id: i64, token: u64, now: i64, duration: i64) -> Option<i64> {
         let s = self.leases.get_mut(&id).filter(|s| s.token == token && s.live(now))?;
         s.expires = now.saturating_add(duration).max(s.expires);
         let expires = s.expires;
@@ -454,7 +466,7 @@ impl Activities {
     }
 
     /// Ends a live lease without completing; the activity is fetchable again at `at`.
-    pub fn abandon(&mut self, id: i64, token: u64, now: i64, at: i64) -> bool {
+    pub(crate) fn abandon(&mut self, id: i64, token: u64, now: i64, at: i64) -> bool {
         if !self.leases.get(&id).is_some_and(|s| s.token == token && s.live(now)) {
             return false;
         }
@@ -468,19 +480,19 @@ impl Activities {
     }
 
     /// Activities fetchable now (delayed ones whose time came included).
-    pub fn ready_count(&mut self, now: i64) -> u64 {
+    pub(crate) fn ready_count(&mut self, now: i64) -> u64 {
         self.promote(now);
         self.ready.len() as u64
     }
 
     /// True when an activity is fetchable now.
-    pub fn has_ready(&mut self, now: i64) -> bool {
+    pub(crate) fn has_ready(&mut self, now: i64) -> bool {
         self.promote(now);
         !self.ready.is_empty()
     }
 
     /// The earliest time an activity may become fetchable.
-    pub fn next_due(&self) -> Option<i64> {
+    pub(crate) fn next_due(&self) -> Option<i64> {
         let d = self.delayed.peek().map(|Reverse((t, _))| *t);
         d.into_iter().chain(self.expiries.next()).min()
     }

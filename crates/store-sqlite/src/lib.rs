@@ -50,7 +50,6 @@
 //!
 //! Status-row timestamps are kept at microsecond precision (event timestamps inside histories
 //! and messages keep full precision).
-#![warn(missing_docs)]
 
 mod checkpoint;
 mod codec;
@@ -462,7 +461,7 @@ impl Store for SqliteStore {
                 }),
                 // A stale queue entry (cancelled timer, purged instance): nothing to do.
                 None => {
-                    requeued |= shared.dispatch.lock().orch.release(&g.instance_id, g.token, false, 0, now)
+                    requeued |= shared.dispatch.lock().orch.release(&g.instance_id, g.token, false, 0, now);
                 }
             }
         }

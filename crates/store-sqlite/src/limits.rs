@@ -18,7 +18,7 @@ impl Ctx<'_> {
     /// (limits, then the create's own) run before the first write, as every command must. One
     /// statement reads all the keys and one writes them (statements, not rows, are what the
     /// limits cost on this path).
-    pub fn create_limited(
+    pub(crate) fn create_limited(
         &self,
         fx: &mut Effects,
         req: &CreateInstance,
@@ -54,7 +54,7 @@ impl Ctx<'_> {
 
     /// Applies refunds to existing rows, then, at most once per [`SWEEP_EVERY`], drops the rows
     /// at full budget for the retention time.
-    pub fn refund_limits(&self, refunds: &[LimitRefund]) -> Result<()> {
+    pub(crate) fn refund_limits(&self, refunds: &[LimitRefund]) -> Result<()> {
         // `limits::refund` in SQL: back by `units` emission intervals, never before now.
         let mut write =
             self.conn.prepare_cached("UPDATE limits SET tat = max(tat - ?2, ?3) WHERE key = ?1").db()?;

@@ -159,7 +159,7 @@ impl Ctx<'_> {
     }
 
     /// Creates an instance (or replaces a finished one) and enqueues its `ExecutionStarted`.
-    pub fn create(&self, fx: &mut Effects, req: &CreateInstance) -> Result<()> {
+    pub(crate) fn create(&self, fx: &mut Effects, req: &CreateInstance) -> Result<()> {
         if let Some(existing) = self.head(&req.instance_id)? {
             if !existing.status.is_terminal() {
                 return Err(Error::AlreadyExists {
@@ -202,7 +202,7 @@ impl Ctx<'_> {
     }
 
     /// `send_message`: the existence check and the enqueue in one transaction.
-    pub fn send(&self, fx: &mut Effects, instance_id: &str, event: &HistoryEvent) -> Result<()> {
+    pub(crate) fn send(&self, fx: &mut Effects, instance_id: &str, event: &HistoryEvent) -> Result<()> {
         match self.head(instance_id)? {
             None => Err(Error::NotFound { instance_id: instance_id.to_owned() }),
             Some(h) if h.status.is_terminal() => {
@@ -233,7 +233,7 @@ impl Ctx<'_> {
     }
 
     /// `commit_turn`.
-    pub fn commit(&self, fx: &mut Effects, c: &TurnCommit) -> Result<()> {
+    pub(crate) fn commit(&self, fx: &mut Effects, c: &TurnCommit) -> Result<()> {
         let id = c.lease.instance_id.as_str();
         if !self.shared.dispatch.lock().orch.pin(id, c.lease.token, self.now) {
             return Err(Error::LeaseLost);
@@ -326,7 +326,7 @@ impl Ctx<'_> {
                 Err(Error::AlreadyExists { .. }) => match child.collision_message(c.now) {
                     Some(m) => self.deliver(fx, &m)?,
                     None => {
-                        tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent already exists")
+                        tracing::warn!(child = %child.instance_id, "instance created by a turn without a parent already exists");
                     }
                 },
                 other => other?,
@@ -402,7 +402,7 @@ impl Ctx<'_> {
     }
 
     /// `rewind_instance`.
-    pub fn rewind(&self, fx: &mut Effects, r: &RewindCommit) -> Result<()> {
+    pub(crate) fn rewind(&self, fx: &mut Effects, r: &RewindCommit) -> Result<()> {
         let id = r.instance_id.as_str();
         let Some(head) = self.head(id)? else {
             return Err(Error::NotFound { instance_id: id.to_owned() });
@@ -466,7 +466,7 @@ impl Ctx<'_> {
                 Err(Error::AlreadyExists { .. }) => match child.collision_message(r.now) {
                     Some(m) => self.deliver(fx, &m)?,
                     None => {
-                        tracing::warn!(child = %child.instance_id, "a rewound child without a parent already exists")
+                        tracing::warn!(child = %child.instance_id, "a rewound child without a parent already exists");
                     }
                 },
                 other => other?,
@@ -476,7 +476,7 @@ impl Ctx<'_> {
     }
 
     /// `set_stall`: the reason (keeping `stall_since` when it is the same one) or none.
-    pub fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
+    pub(crate) fn set_stall(&self, instance_id: &str, reason: Option<&str>) -> Result<()> {
         let changed = self
             .conn
             .prepare_cached(
@@ -493,7 +493,12 @@ impl Ctx<'_> {
     }
 
     /// `complete_activity`.
-    pub fn complete(&self, fx: &mut Effects, lease: &ActivityLease, outcome: &ActivityOutcome) -> Result<()> {
+    pub(crate) fn complete(
+        &self,
+        fx: &mut Effects,
+        lease: &ActivityLease,
+        outcome: &ActivityOutcome,
+    ) -> Result<()> {
         if !self.shared.dispatch.lock().act.pin(lease.activity_id, lease.token, self.now) {
             return Err(Error::LeaseLost);
         }
@@ -516,7 +521,11 @@ impl Ctx<'_> {
 
     /// Counts a fetch in each leased activity's attempts and reads it; activities deleted since
     /// they were queued are left out (and forgotten).
-    pub fn lease_activities(&self, fx: &mut Effects, leased: &[(i64, u64)]) -> Result<Vec<ActivityRow>> {
+    pub(crate) fn lease_activities(
+        &self,
+        fx: &mut Effects,
+        leased: &[(i64, u64)],
+    ) -> Result<Vec<ActivityRow>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -564,7 +573,7 @@ impl Ctx<'_> {
     }
 
     /// `purge_instance`: the instance and, recursively, its sub-orchestrations.
-    pub fn purge(&self, fx: &mut Effects, root: &str) -> Result<u64> {
+    pub(crate) fn purge(&self, fx: &mut Effects, root: &str) -> Result<u64> {
         let mut children = self
             .conn
             .prepare_cached("SELECT instance_id FROM instances WHERE parent_instance_id = ?1")
@@ -585,7 +594,7 @@ impl Ctx<'_> {
     }
 
     /// `purge_instances`.
-    pub fn purge_matching(&self, fx: &mut Effects, filter: &PurgeFilter) -> Result<u64> {
+    pub(crate) fn purge_matching(&self, fx: &mut Effects, filter: &PurgeFilter) -> Result<u64> {
         let statuses: Vec<String> =
             filter.effective_statuses().into_iter().map(|s| codec::status_code(s).to_string()).collect();
         let sql = format!(

@@ -30,7 +30,7 @@ pub(crate) struct ReadPool {
 
 impl ReadPool {
     /// Opens `n` read-only connections, each on its own thread.
-    pub fn open(path: &Path, n: usize) -> Result<Self> {
+    pub(crate) fn open(path: &Path, n: usize) -> Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let mut threads = Vec::new();
@@ -57,7 +57,7 @@ impl ReadPool {
     }
 
     /// Runs `f` on a reader thread.
-    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -71,7 +71,7 @@ impl ReadPool {
     }
 
     /// Stops taking jobs; the threads finish the queued ones and exit. Returns them for joining.
-    pub fn shut_down(&self) -> Vec<JoinHandle<()>> {
+    pub(crate) fn shut_down(&self) -> Vec<JoinHandle<()>> {
         self.jobs.lock().take();
         std::mem::take(&mut *self.threads.lock())
     }

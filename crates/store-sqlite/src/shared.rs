@@ -18,7 +18,7 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub fn snapshot(&self) -> StoreMetrics {
+    pub(crate) fn snapshot(&self) -> StoreMetrics {
         StoreMetrics {
             transactions: self.transactions.load(Ordering::Relaxed),
             turns: self.turns.load(Ordering::Relaxed),
@@ -44,7 +44,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
         Shared {
             clock,
             dispatch: Mutex::new(Dispatch::default()),
@@ -59,16 +59,16 @@ impl Shared {
     }
 
     /// The store clock in unix microseconds.
-    pub fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         codec::us(self.clock.now())
     }
 
     /// A lease token never handed out before by this process (leases do not outlive it).
-    pub fn token(&self) -> u64 {
+    pub(crate) fn token(&self) -> u64 {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 }

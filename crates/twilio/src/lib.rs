@@ -45,7 +45,6 @@
 //! assert_eq!(sms.body, "Your code is 123456");
 //! # }
 //! ```
-#![warn(missing_docs)]
 
 mod client;
 mod config;

@@ -68,7 +68,7 @@ async fn wrong_token_is_a_permanent_20003_without_retry() {
 
     match &err {
         Error::Api { http_status: 401, code: Some(20003), message, attempts: 1, .. } => {
-            assert_eq!(message, "Authenticate")
+            assert_eq!(message, "Authenticate");
         }
         other => panic!("expected a 401/20003 Api error, got {other:?}"),
     }
@@ -151,7 +151,7 @@ async fn non_json_gateway_error_is_retried_and_reported() {
 
     match &err {
         Error::Api { http_status: 502, code: None, message, .. } => {
-            assert!(message.contains("502 Bad Gateway"), "{message}")
+            assert!(message.contains("502 Bad Gateway"), "{message}");
         }
         other => panic!("expected a 502 Api error, got {other:?}"),
     }

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const TOP_HELP: &str = "\
+pub(crate) const TOP_HELP: &str = "\
 Quick start:
   durable serve          # in a terminal of its own: a server on 127.0.0.1:7071
   ID=$(durable start E4_SmsPhoneVerification --input +14255550123)
@@ -23,7 +23,7 @@ Exit codes:
   4  the instance was Terminated (status --wait, watch)
   5  --timeout passed first (status --wait, watch, terminate --wait)";
 
-pub const BENCH_EXAMPLES: &str = "\
+pub(crate) const BENCH_EXAMPLES: &str = "\
 Examples:
   durable bench verify -n 10000
   durable bench latency --via-http
@@ -32,7 +32,7 @@ Examples:
 /// Where the server is and how to authenticate.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     /// Base URL of the server [default: the URL saved by `durable login`, else
     /// http://127.0.0.1:7071].
     #[arg(long, env = "DURABLE_URL", value_name = "URL")]
@@ -49,7 +49,7 @@ pub struct RemoteArgs {
 /// How results are printed.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// text for people; json (one document) or jsonl (one JSON value per line) for scripts.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub output: Format,
@@ -63,7 +63,7 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     /// The format asked for, `--json` included.
-    pub fn format(&self) -> Format {
+    pub(crate) fn format(&self) -> Format {
         if self.json { Format::Json } else { self.output }
     }
 }
@@ -73,7 +73,7 @@ impl OutputArgs {
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
     Jsonl,
@@ -81,7 +81,7 @@ pub enum Format {
 
 /// When to colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+pub(crate) enum ColorChoice {
     Auto,
     Always,
     Never,
@@ -90,7 +90,7 @@ pub enum ColorChoice {
 /// Runtime statuses, as the API names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "PascalCase")]
-pub enum StatusArg {
+pub(crate) enum StatusArg {
     Pending,
     Running,
     Completed,
@@ -101,7 +101,7 @@ pub enum StatusArg {
 }
 
 impl StatusArg {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StatusArg::Pending => "Pending",
             StatusArg::Running => "Running",
@@ -123,7 +123,7 @@ const JSON_OR_TEXT: &str = "Sent as JSON when it is JSON (42, true, null, \"text
     anything else is sent as a JSON string, so 0042 and +14255550123 arrive as \"0042\" and \
     \"+14255550123\". Quote a string that looks like JSON: '\"42\"', or use --string.";
 
-pub const START_EXAMPLES: &str = "\
+pub(crate) const START_EXAMPLES: &str = "\
 Examples:
   durable start E4_SmsPhoneVerification --input +14255550123
   ID=$(durable start E4_SmsPhoneVerification --input +14255550123)
@@ -133,7 +133,7 @@ Examples:
 /// `durable start`.
 #[derive(Debug, Args)]
 #[command(after_help = START_EXAMPLES)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Orchestrator name, e.g. E4_SmsPhoneVerification.
     pub name: String,
     /// The orchestrator's input.
@@ -151,7 +151,7 @@ pub struct StartArgs {
     pub output: OutputArgs,
 }
 
-pub const STATUS_EXAMPLES: &str = "\
+pub(crate) const STATUS_EXAMPLES: &str = "\
 Examples:
   durable status \"$ID\"
   durable status \"$ID\" --history
@@ -162,7 +162,7 @@ Examples:
 /// `durable status`.
 #[derive(Debug, Args)]
 #[command(after_help = STATUS_EXAMPLES)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Instance id.
     pub id: String,
     /// Include the history.
@@ -184,7 +184,7 @@ pub struct StatusArgs {
     pub output: OutputArgs,
 }
 
-pub const WATCH_EXAMPLES: &str = "\
+pub(crate) const WATCH_EXAMPLES: &str = "\
 Examples:
   durable watch \"$ID\"
   durable watch \"$ID\" --timeout 5m
@@ -193,7 +193,7 @@ Examples:
 /// `durable watch`.
 #[derive(Debug, Args)]
 #[command(after_help = WATCH_EXAMPLES)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Instance id.
     pub id: String,
     /// Give up after this long, e.g. 30s, 2m [default: until the instance finishes].
@@ -208,7 +208,7 @@ pub struct WatchArgs {
     pub output: OutputArgs,
 }
 
-pub const RAISE_EXAMPLES: &str = "\
+pub(crate) const RAISE_EXAMPLES: &str = "\
 Examples:
   durable raise \"$ID\" SmsChallengeResponse 0042     # sent as the string \"0042\"
   durable raise \"$ID\" SmsChallengeResponse \"$CODE\"
@@ -218,7 +218,7 @@ Examples:
 /// `durable raise`.
 #[derive(Debug, Args)]
 #[command(after_help = RAISE_EXAMPLES)]
-pub struct RaiseArgs {
+pub(crate) struct RaiseArgs {
     /// Instance id.
     pub id: String,
     /// Event name, e.g. SmsChallengeResponse.
@@ -237,7 +237,7 @@ pub struct RaiseArgs {
 
 /// `durable suspend`, `resume` and `rewind`: an instance and a reason.
 #[derive(Debug, Args)]
-pub struct LifecycleArgs {
+pub(crate) struct LifecycleArgs {
     /// Instance id.
     pub id: String,
     /// Why (recorded in the history).
@@ -249,7 +249,7 @@ pub struct LifecycleArgs {
     pub output: OutputArgs,
 }
 
-pub const TERMINATE_EXAMPLES: &str = "\
+pub(crate) const TERMINATE_EXAMPLES: &str = "\
 Examples:
   durable terminate \"$ID\"
   durable terminate \"$ID\" --reason \"user gave up\"
@@ -258,7 +258,7 @@ Examples:
 /// `durable terminate`.
 #[derive(Debug, Args)]
 #[command(after_help = TERMINATE_EXAMPLES)]
-pub struct TerminateArgs {
+pub(crate) struct TerminateArgs {
     /// Instance id.
     pub id: String,
     /// Why (recorded in the history; the terminated instance's output).
@@ -276,17 +276,17 @@ pub struct TerminateArgs {
     pub output: OutputArgs,
 }
 
-pub const SUSPEND_EXAMPLES: &str = "\
+pub(crate) const SUSPEND_EXAMPLES: &str = "\
 Examples:
   durable suspend \"$ID\" --reason \"investigating\"
   durable resume \"$ID\"";
 
-pub const RESUME_EXAMPLES: &str = "\
+pub(crate) const RESUME_EXAMPLES: &str = "\
 Examples:
   durable resume \"$ID\"
   durable resume \"$ID\" --reason \"fixed the mail server\"";
 
-pub const REWIND_EXAMPLES: &str = "\
+pub(crate) const REWIND_EXAMPLES: &str = "\
 Only a Failed instance can be rewound: its failed steps run again, what had
 succeeded is kept. To run any finished instance again from the start, use
 `durable restart`.
@@ -295,7 +295,7 @@ Examples:
   durable rewind \"$ID\"
   durable rewind \"$ID\" --reason \"the payment API is back\"";
 
-pub const RESTART_EXAMPLES: &str = "\
+pub(crate) const RESTART_EXAMPLES: &str = "\
 Examples:
   NEW=$(durable restart \"$ID\")       # a new instance, same name and input
   durable restart \"$ID\" --same-id    # the same id again (it must have finished)";
@@ -303,7 +303,7 @@ Examples:
 /// `durable restart`.
 #[derive(Debug, Args)]
 #[command(after_help = RESTART_EXAMPLES)]
-pub struct RestartArgs {
+pub(crate) struct RestartArgs {
     /// Instance id.
     pub id: String,
     /// Keep the instance id (the instance must have finished) instead of a new random one.
@@ -315,7 +315,7 @@ pub struct RestartArgs {
     pub output: OutputArgs,
 }
 
-pub const LIST_EXAMPLES: &str = "\
+pub(crate) const LIST_EXAMPLES: &str = "\
 Examples:
   durable list
   durable list --status Running --status Pending   # or --status Running,Pending
@@ -325,7 +325,7 @@ Examples:
 /// `durable list`.
 #[derive(Debug, Args)]
 #[command(after_help = LIST_EXAMPLES)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Show at most this many instances (a hint says when there are more).
@@ -345,7 +345,7 @@ pub struct ListArgs {
 
 /// Instance filters of `list` and `purge`.
 #[derive(Debug, Args)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// Only instances with these statuses (repeat the flag or separate with commas).
     #[arg(long = "status", value_name = "STATUS", value_enum, value_delimiter = ',', ignore_case = true)]
     pub statuses: Vec<StatusArg>,
@@ -360,7 +360,7 @@ pub struct FilterArgs {
     pub created_to: Option<String>,
 }
 
-pub const PURGE_EXAMPLES: &str = "\
+pub(crate) const PURGE_EXAMPLES: &str = "\
 Purging by filter lists what matches and asks before deleting; without a
 terminal, pass --yes.
 
@@ -373,7 +373,7 @@ Examples:
 /// `durable purge`.
 #[derive(Debug, Args)]
 #[command(after_help = PURGE_EXAMPLES)]
-pub struct PurgeArgs {
+pub(crate) struct PurgeArgs {
     /// Instance id (omit it to purge by filter).
     #[arg(conflicts_with_all = ["statuses", "created_from", "created_to", "dry_run", "yes"])]
     pub id: Option<String>,
@@ -404,7 +404,7 @@ pub struct PurgeArgs {
     pub output: OutputArgs,
 }
 
-pub const OUTBOX_EXAMPLES: &str = "\
+pub(crate) const OUTBOX_EXAMPLES: &str = "\
 A server without Twilio settings keeps its SMS in the data directory's
 outbox.jsonl. This command reads that file: run it where the server's data
 directory is, or pass --data-dir.
@@ -417,7 +417,7 @@ Examples:
 /// `durable outbox`.
 #[derive(Debug, Args)]
 #[command(after_help = OUTBOX_EXAMPLES)]
-pub struct OutboxArgs {
+pub(crate) struct OutboxArgs {
     /// The server's data directory.
     #[arg(long, env = "DURABLE_DATA_DIR", default_value = "durable-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -443,7 +443,7 @@ pub struct OutboxArgs {
     pub output: OutputArgs,
 }
 
-pub const KEY_EXAMPLES: &str = "\
+pub(crate) const KEY_EXAMPLES: &str = "\
 Examples:
   KEY=$(durable key)                            # the key of ./durable-data
   durable key --data-dir /var/lib/durable
@@ -452,7 +452,7 @@ Examples:
 /// `durable key`.
 #[derive(Debug, Args)]
 #[command(after_help = KEY_EXAMPLES)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// The server's data directory.
     #[arg(long, env = "DURABLE_DATA_DIR", default_value = "durable-data", value_name = "DIR")]
     pub data_dir: PathBuf,
@@ -461,7 +461,7 @@ pub struct KeyArgs {
     pub create: bool,
 }
 
-pub const LOGIN_EXAMPLES: &str = "\
+pub(crate) const LOGIN_EXAMPLES: &str = "\
 Checks the URL and key (found as for every client command) against the server
 and saves them in a file only you can read, $XDG_CONFIG_HOME/durable/client.toml
 (by default ~/.config/durable/client.toml). Client commands then use them from
@@ -475,12 +475,12 @@ Examples:
 /// `durable login`.
 #[derive(Debug, Args)]
 #[command(after_help = LOGIN_EXAMPLES)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
 
-pub const COMPLETIONS_EXAMPLES: &str = "\
+pub(crate) const COMPLETIONS_EXAMPLES: &str = "\
 Examples:
   durable completions bash > ~/.local/share/bash-completion/completions/durable
   durable completions zsh > ~/.zfunc/_durable   # fpath+=(~/.zfunc) in .zshrc
@@ -490,7 +490,7 @@ Examples:
 /// `durable completions`.
 #[derive(Debug, Args)]
 #[command(after_help = COMPLETIONS_EXAMPLES)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,

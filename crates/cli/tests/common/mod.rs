@@ -10,14 +10,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Generous, for small shared CI machines.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 /// The system key the tests configure.
-pub const KEY: &str = "e2e-test-system-key-0123456789abcdef";
+pub(crate) const KEY: &str = "e2e-test-system-key-0123456789abcdef";
 /// A verification MAC key (64 hex digits), shared by restarts of a test's server.
-pub const VERIFICATION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub(crate) const VERIFICATION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// A running `durable serve`.
-pub struct Durable {
+pub(crate) struct Durable {
     pub child: Child,
     pub base: String,
     pub data_dir: PathBuf,
@@ -29,7 +29,7 @@ pub struct Durable {
 
 /// How to start a server.
 #[derive(Clone, Default)]
-pub struct Launch {
+pub(crate) struct Launch {
     /// Extra command-line arguments.
     pub args: Vec<String>,
     /// Twilio base URL (None: no Twilio, the development outbox is used).
@@ -38,12 +38,12 @@ pub struct Launch {
 
 impl Durable {
     /// Starts the binary and waits for its "listening on" line.
-    pub fn start(data_dir: &Path, launch: &Launch) -> Durable {
+    pub(crate) fn start(data_dir: &Path, launch: &Launch) -> Durable {
         Durable::start_with_env(data_dir, launch, &[])
     }
 
     /// [`start`](Self::start) with extra environment variables.
-    pub fn start_with_env(data_dir: &Path, launch: &Launch, env: &[(&str, &str)]) -> Durable {
+    pub(crate) fn start_with_env(data_dir: &Path, launch: &Launch, env: &[(&str, &str)]) -> Durable {
         std::fs::create_dir_all(data_dir).unwrap();
         let log_path = data_dir.with_extension(format!("log.{}", std::process::id()));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
@@ -101,13 +101,13 @@ impl Durable {
     }
 
     /// Kills the process without warning (SIGKILL).
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill").arg("-TERM").arg(&pid).status().unwrap();
         let deadline = Instant::now() + DEADLINE;
@@ -120,16 +120,16 @@ impl Durable {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
     /// POST with the key header and a JSON body.
-    pub async fn post(&self, url: &str, body: &str) -> reqwest::Response {
+    pub(crate) async fn post(&self, url: &str, body: &str) -> reqwest::Response {
         self.http
             .post(url)
             .header("x-functions-key", KEY)
@@ -142,7 +142,7 @@ impl Durable {
 
     /// Starts the sample for `phone` (a JSON document) through the sample's route; returns the
     /// 202 body.
-    pub async fn start_verification(&self, phone_json: &str) -> Value {
+    pub(crate) async fn start_verification(&self, phone_json: &str) -> Value {
         let response = self.post(&self.url("/api/orchestrators/E4_SmsPhoneVerification"), phone_json).await;
         assert_eq!(response.status(), 202, "{:?}", response.text().await);
         response.json().await.unwrap()
@@ -150,13 +150,13 @@ impl Durable {
 
     /// Like [`start_verification`](Self::start_verification), owning its argument (for
     /// `join_all`).
-    pub async fn start_verification_owned(&self, phone_json: String) -> Value {
+    pub(crate) async fn start_verification_owned(&self, phone_json: String) -> Value {
         self.start_verification(&phone_json).await
     }
 
     /// Raises the answer through the `sendEventPostUri` of `start` (as a client of the original
     /// would); returns the status code.
-    pub async fn answer(&self, start: &Value, body: &str) -> u16 {
+    pub(crate) async fn answer(&self, start: &Value, body: &str) -> u16 {
         let url = start["sendEventPostUri"].as_str().unwrap().replace("{eventName}", "SmsChallengeResponse");
         let response = self
             .http
@@ -170,7 +170,7 @@ impl Durable {
     }
 
     /// Polls the status URL until the instance finishes (deadline-bounded); returns the body.
-    pub async fn finished(&self, start: &Value) -> Value {
+    pub(crate) async fn finished(&self, start: &Value) -> Value {
         let url = start["statusQueryGetUri"].as_str().unwrap().to_owned();
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -187,7 +187,7 @@ impl Durable {
     }
 
     /// The instance's status body.
-    pub async fn status(&self, start: &Value) -> Value {
+    pub(crate) async fn status(&self, start: &Value) -> Value {
         self.http
             .get(start["statusQueryGetUri"].as_str().unwrap())
             .send()
@@ -207,12 +207,12 @@ impl Drop for Durable {
 }
 
 /// A fake Twilio with the test credentials.
-pub async fn fake_twilio() -> FakeTwilio {
+pub(crate) async fn fake_twilio() -> FakeTwilio {
     FakeTwilio::start(FakeTwilioOptions::default()).await.unwrap()
 }
 
 /// The code in an SMS body ("Your verification code is 0042").
-pub fn code_of(body: &str) -> String {
+pub(crate) fn code_of(body: &str) -> String {
     let code =
         body.strip_prefix("Your verification code is ").unwrap_or_else(|| panic!("unexpected SMS: {body}"));
     assert!(code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()), "{body}");
@@ -220,17 +220,17 @@ pub fn code_of(body: &str) -> String {
 }
 
 /// The code of the SMS sent to `to` (waits for it).
-pub async fn sms_code(twilio: &FakeTwilio, to: &str) -> String {
+pub(crate) async fn sms_code(twilio: &FakeTwilio, to: &str) -> String {
     code_of(&twilio.wait_for_message_to(to, DEADLINE).await.unwrap().body)
 }
 
 /// A wrong code (different from `code`).
-pub fn wrong(code: &str, n: u32) -> String {
+pub(crate) fn wrong(code: &str, n: u32) -> String {
     let c: u32 = code.parse().unwrap();
     format!("\"{:04}\"", (c + 1 + n) % 10_000)
 }
 
 /// A fresh phone number per test (the fake filters messages by recipient).
-pub fn phone(n: u32) -> String {
+pub(crate) fn phone(n: u32) -> String {
     format!("+1425555{n:04}")
 }

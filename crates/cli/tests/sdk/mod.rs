@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// This directory: the driver scripts and the pinned dependency lists.
-pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
+pub(crate) const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk");
 
 const HINT: &str = "The SDK test installs azure-functions-durable (PyPI, requirements.txt) into a virtual \
     environment and durable-functions (npm, package-lock.json) with npm ci, under \
@@ -25,12 +25,12 @@ fn cache_root() -> PathBuf {
 }
 
 /// The path of a file of [`DIR`].
-pub fn file(name: &str) -> PathBuf {
+pub(crate) fn file(name: &str) -> PathBuf {
     Path::new(DIR).join(name)
 }
 
 /// The Python interpreter of a virtual environment with `requirements.txt` installed.
-pub fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let requirements = file("requirements.txt");
     let venv = install_once("python", &[&requirements], |dir| {
         run("python3 -m venv", Command::new("python3").arg("-m").arg("venv").arg(dir));
@@ -50,7 +50,7 @@ pub fn python() -> PathBuf {
 }
 
 /// A `node_modules` directory with `package-lock.json` installed (for `NODE_PATH`).
-pub fn node_modules() -> PathBuf {
+pub(crate) fn node_modules() -> PathBuf {
     let (package, lock) = (file("package.json"), file("package-lock.json"));
     let dir = install_once("node", &[&package, &lock], |dir| {
         for source in [&package, &lock] {
@@ -120,7 +120,7 @@ fn run(what: &str, command: &mut Command) {
 
 /// Runs a driver to the end and returns the JSON summary on its last stdout line; a non-zero
 /// exit (any exception or wrong value in the script) fails the test with the script's output.
-pub fn run_driver(mut command: Command) -> Value {
+pub(crate) fn run_driver(mut command: Command) -> Value {
     let output = command.output().unwrap_or_else(|e| panic!("cannot run the driver {command:?}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,16 +12,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The sample's start route.
-pub const START: &str = "/api/orchestrators/E4_SmsPhoneVerification";
+pub(crate) const START: &str = "/api/orchestrators/E4_SmsPhoneVerification";
 
 /// A free loopback port (bound, then released; the race with other tests is harmless on a
 /// machine that does not hand ports out in order).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Writes `toml` into `dir/name` and returns `--config <path>`.
-pub fn config(dir: &Path, name: &str, toml: &str) -> Vec<String> {
+pub(crate) fn config(dir: &Path, name: &str, toml: &str) -> Vec<String> {
     let path = dir.join(name);
     std::fs::write(&path, toml).unwrap();
     vec!["--config".into(), path.display().to_string()]
@@ -29,7 +29,7 @@ pub fn config(dir: &Path, name: &str, toml: &str) -> Vec<String> {
 
 /// How [`start`] runs the binary.
 #[derive(Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Extra arguments.
     pub args: Vec<String>,
     /// Twilio base URL (None: development outbox).
@@ -64,7 +64,7 @@ fn log_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Starts `durable serve` and waits for its "listening on" line.
-pub fn start(data_dir: &Path, options: &Options) -> Durable {
+pub(crate) fn start(data_dir: &Path, options: &Options) -> Durable {
     std::fs::create_dir_all(data_dir).unwrap();
     let log_path = log_path(data_dir);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
@@ -97,7 +97,7 @@ pub fn start(data_dir: &Path, options: &Options) -> Durable {
 }
 
 /// Runs `durable serve` expecting it to refuse to start: returns its exit code and stderr.
-pub fn refused_start(data_dir: &Path, options: &Options) -> (i32, String) {
+pub(crate) fn refused_start(data_dir: &Path, options: &Options) -> (i32, String) {
     let mut child = command(data_dir, options).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + DEADLINE;
     loop {
@@ -116,12 +116,16 @@ pub fn refused_start(data_dir: &Path, options: &Options) -> (i32, String) {
 
 /// An HTTP client whose connections come from `ip` (another loopback address is another
 /// client address for the server).
-pub fn client_from(ip: &str) -> reqwest::Client {
+pub(crate) fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder().local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap()
 }
 
 /// POSTs a start of the sample for `phone` (a JSON document) with the key, from `http`.
-pub async fn start_from(durable: &Durable, http: &reqwest::Client, phone_json: &str) -> reqwest::Response {
+pub(crate) async fn start_from(
+    durable: &Durable,
+    http: &reqwest::Client,
+    phone_json: &str,
+) -> reqwest::Response {
     http.post(durable.url(START))
         .header("x-functions-key", KEY)
         .header("content-type", "application/json")
@@ -132,13 +136,13 @@ pub async fn start_from(durable: &Durable, http: &reqwest::Client, phone_json: &
 }
 
 /// A start of the sample for `phone` (an E.164 number) from the default client.
-pub async fn start_number(durable: &Durable, phone: &str) -> reqwest::Response {
+pub(crate) async fn start_number(durable: &Durable, phone: &str) -> reqwest::Response {
     start_from(durable, &durable.http, &format!("\"{phone}\"")).await
 }
 
 /// Asserts a 429 from the limit `limit`: `Retry-After` in whole seconds (returned), our error
 /// body naming the limit, and the promise that nothing happened.
-pub async fn assert_rate_limited(response: reqwest::Response, limit: &str) -> u64 {
+pub(crate) async fn assert_rate_limited(response: reqwest::Response, limit: &str) -> u64 {
     assert_eq!(response.status(), 429, "expected 429 from '{limit}'");
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1, "Retry-After {retry_after}");
@@ -154,7 +158,7 @@ pub async fn assert_rate_limited(response: reqwest::Response, limit: &str) -> u6
 /// Retries `attempt` until it yields `Some` (each `None` is a refusal that changed nothing),
 /// up to [`DEADLINE`]; returns the value and how long it took. For budgets that come back with
 /// time: the wait is the point, and it is bounded.
-pub async fn until_some<T, F: std::future::Future<Output = Option<T>>>(
+pub(crate) async fn until_some<T, F: Future<Output = Option<T>>>(
     mut attempt: impl FnMut() -> F,
 ) -> (T, Duration) {
     let t0 = Instant::now();
@@ -168,7 +172,7 @@ pub async fn until_some<T, F: std::future::Future<Output = Option<T>>>(
 }
 
 /// Instances the server knows (all statuses).
-pub async fn instance_count(durable: &Durable) -> usize {
+pub(crate) async fn instance_count(durable: &Durable) -> usize {
     let response = durable
         .http
         .get(durable.url("/runtime/webhooks/durabletask/instances?top=1000"))
@@ -181,13 +185,13 @@ pub async fn instance_count(durable: &Durable) -> usize {
 }
 
 /// Answers the verification `start` with `body` and returns the HTTP status.
-pub async fn answer(durable: &Durable, start: &serde_json::Value, body: &str) -> u16 {
+pub(crate) async fn answer(durable: &Durable, start: &serde_json::Value, body: &str) -> u16 {
     durable.answer(start, body).await
 }
 
 /// Runs one verification of `phone` to its end: `wrong` wrong answers, then the right code if
 /// `right`. Returns the output.
-pub async fn verification(
+pub(crate) async fn verification(
     durable: &Durable,
     twilio: &durable_twilio::fake::FakeTwilio,
     phone: &str,

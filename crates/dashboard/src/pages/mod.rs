@@ -19,20 +19,20 @@ pub(crate) struct Flash {
 }
 
 impl Flash {
-    pub fn ok(text: impl Into<String>) -> Self {
+    pub(crate) fn ok(text: impl Into<String>) -> Self {
         Flash { ok: true, text: text.into(), link: None }
     }
 
-    pub fn error(text: impl Into<String>) -> Self {
+    pub(crate) fn error(text: impl Into<String>) -> Self {
         Flash { ok: false, text: text.into(), link: None }
     }
 
-    pub fn with_link(mut self, href: String, label: impl Into<String>) -> Self {
+    pub(crate) fn with_link(mut self, href: String, label: impl Into<String>) -> Self {
         self.link = Some((href, label.into()));
         self
     }
 
-    pub fn render(&self) -> Markup {
+    pub(crate) fn render(&self) -> Markup {
         let link = html! { @if let Some((href, label)) = &self.link { " " a href=(href) { (label) } } };
         html! {
             @if self.ok {

@@ -18,13 +18,13 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 /// The system key of test apps.
-pub const KEY: &str = "test-key-0123456789";
+pub(crate) const KEY: &str = "test-key-0123456789";
 /// The Host the test requests carry.
-pub const HOST: &str = "localhost:7071";
+pub(crate) const HOST: &str = "localhost:7071";
 /// Generous: CI machines are small and shared.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 /// Base of the management URLs the app generates.
-pub const BASE: &str = "http://localhost:7071/runtime/webhooks/durabletask";
+pub(crate) const BASE: &str = "http://localhost:7071/runtime/webhooks/durabletask";
 
 /// Waits for an event named "Answer" and returns its data.
 async fn wait_for_answer(ctx: OrchestrationContext, _input: Value) -> Result<Value, Error> {
@@ -61,11 +61,11 @@ async fn hooked(ctx: OrchestrationContext, _input: Value) -> Result<Value, Error
 fn guess_hook() -> EventHook {
     Arc::new(|_instance, data| match data {
         Some(p) if p.decode::<u32>().is_ok() => Ok(Some(p)),
-        _ => Err("a guess must be a number from 0 to 4294967295".to_owned()),
+        _ => Err("a guess must be a number from 0 to 4294967295".into()),
     })
 }
 
-pub fn registry() -> Registry {
+pub(crate) fn registry() -> Registry {
     Registry::new()
         .orchestrator("WaitForAnswer", wait_for_answer)
         .orchestrator("Fail", fail)
@@ -77,7 +77,7 @@ pub fn registry() -> Registry {
         .activity("DoubleIt", |_ctx, n: i64| async move { Ok::<_, Error>(n * 2) })
 }
 
-pub struct App {
+pub(crate) struct App {
     pub router: Router,
     pub state: HttpState,
     pub client: Client,
@@ -87,29 +87,29 @@ pub struct App {
 
 /// A response with its body read.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl Resp {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.text()))
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(|v| v.to_str().unwrap())
     }
 
     /// Asserts the status and our JSON error shape; returns the message.
     #[track_caller]
-    pub fn error(&self, status: u16, kind: &str) -> String {
+    pub(crate) fn error(&self, status: u16, kind: &str) -> String {
         assert_eq!(self.status.as_u16(), status, "{}", self.text());
         let v = self.json();
         assert_eq!(v["error"], kind, "{v}");
@@ -118,11 +118,11 @@ impl Resp {
 }
 
 impl App {
-    pub fn start() -> App {
+    pub(crate) fn start() -> App {
         App::with(|_| {})
     }
 
-    pub fn with(configure: impl FnOnce(&mut HttpOptions)) -> App {
+    pub(crate) fn with(configure: impl FnOnce(&mut HttpOptions)) -> App {
         let dir = tempfile::tempdir().unwrap();
         let store =
             Arc::new(SqliteStore::open(SqliteStoreOptions::new(dir.path().join("durable.db"))).unwrap());
@@ -135,7 +135,7 @@ impl App {
         App { router: router(state.clone()), state, client: runtime.client(), runtime, _dir: dir }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Resp {
+    pub(crate) async fn send(&self, request: Request<Body>) -> Resp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = body.collect().await.unwrap().to_bytes().to_vec();
@@ -143,20 +143,20 @@ impl App {
     }
 
     /// A request with the Host header and the key in `x-functions-key`.
-    pub fn request(method: Method, uri: &str) -> axum::http::request::Builder {
+    pub(crate) fn request(method: Method, uri: &str) -> axum::http::request::Builder {
         Request::builder().method(method).uri(uri).header("host", HOST).header("x-functions-key", KEY)
     }
 
-    pub async fn get(&self, uri: &str) -> Resp {
+    pub(crate) async fn get(&self, uri: &str) -> Resp {
         self.send(App::request(Method::GET, uri).body(Body::empty()).unwrap()).await
     }
 
-    pub async fn delete(&self, uri: &str) -> Resp {
+    pub(crate) async fn delete(&self, uri: &str) -> Resp {
         self.send(App::request(Method::DELETE, uri).body(Body::empty()).unwrap()).await
     }
 
     /// POST with an `application/json` body.
-    pub async fn post(&self, uri: &str, body: &str) -> Resp {
+    pub(crate) async fn post(&self, uri: &str, body: &str) -> Resp {
         let request = App::request(Method::POST, uri)
             .header("content-type", "application/json")
             .body(Body::from(body.to_owned()))
@@ -165,7 +165,7 @@ impl App {
     }
 
     /// Starts `name` through the HTTP API and returns the instance id.
-    pub async fn start_instance(&self, name: &str, id: Option<&str>, input: &str) -> String {
+    pub(crate) async fn start_instance(&self, name: &str, id: Option<&str>, input: &str) -> String {
         let uri = match id {
             Some(id) => format!("/orchestrators/{name}/{id}"),
             None => format!("/orchestrators/{name}"),
@@ -175,12 +175,12 @@ impl App {
         r.json()["id"].as_str().unwrap().to_owned()
     }
 
-    pub async fn finish(&self, id: &str) -> InstanceState {
+    pub(crate) async fn finish(&self, id: &str) -> InstanceState {
         self.client.wait_for_completion(id, DEADLINE).await.unwrap()
     }
 
     /// Waits until the instance has `status`.
-    pub async fn reach(&self, id: &str, status: RuntimeStatus) {
+    pub(crate) async fn reach(&self, id: &str, status: RuntimeStatus) {
         let client = self.client.clone();
         eventually(&format!("{id} is {status}"), || {
             let client = client.clone();
@@ -191,7 +191,7 @@ impl App {
 }
 
 /// Re-checks `condition` until it holds; fails after [`DEADLINE`].
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -204,6 +204,6 @@ where
 }
 
 /// Management URL path of an instance (no query).
-pub fn instance_path(id: &str) -> String {
+pub(crate) fn instance_path(id: &str) -> String {
     format!("/runtime/webhooks/durabletask/instances/{id}")
 }

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub struct LandedButFailed {
+pub(crate) struct LandedButFailed {
     pub inner: Arc<dyn Store>,
     /// The next turn commit is carried out, then reported as failed.
     pub armed: AtomicBool,
 }
 
 impl LandedButFailed {
-    pub fn new(inner: Arc<dyn Store>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> Self {
         LandedButFailed { inner, armed: AtomicBool::new(false) }
     }
 }
@@ -96,7 +96,7 @@ impl Store for LandedButFailed {
         self.inner.renew_orchestration_lease(lease, duration).await
     }
     async fn wait_for_orchestration_work(&self, max_wait: Duration) {
-        self.inner.wait_for_orchestration_work(max_wait).await
+        self.inner.wait_for_orchestration_work(max_wait).await;
     }
     async fn fetch_activity_work(&self, max: usize, lease: Duration) -> Result<Vec<ActivityWorkItem>> {
         self.inner.fetch_activity_work(max, lease).await
@@ -111,7 +111,7 @@ impl Store for LandedButFailed {
         self.inner.renew_activity_lease(lease, duration).await
     }
     async fn wait_for_activity_work(&self, max_wait: Duration) {
-        self.inner.wait_for_activity_work(max_wait).await
+        self.inner.wait_for_activity_work(max_wait).await;
     }
     async fn backlog(&self) -> Result<durable_store::Backlog> {
         self.inner.backlog().await

@@ -1,7 +1,7 @@
 //! A test node: a real SQLite file in a temp dir with a runtime on it, which can be restarted.
 #![allow(dead_code)]
 
-pub mod faulty;
+pub(crate) mod faulty;
 
 use durable_core::RuntimeStatus;
 use durable_runtime::{Client, Registry, Runtime, RuntimeOptions};
@@ -13,45 +13,45 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Generous: CI machines are small and shared.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-pub struct TestNode {
+pub(crate) struct TestNode {
     pub dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
     pub runtime: Option<Runtime>,
 }
 
-pub fn options() -> RuntimeOptions {
+pub(crate) fn options() -> RuntimeOptions {
     RuntimeOptions { shutdown_grace: Duration::from_millis(200), ..RuntimeOptions::default() }
 }
 
 impl TestNode {
-    pub fn db_path(dir: &tempfile::TempDir) -> PathBuf {
+    pub(crate) fn db_path(dir: &tempfile::TempDir) -> PathBuf {
         dir.path().join("durable.db")
     }
 
-    pub fn start(registry: Registry) -> TestNode {
+    pub(crate) fn start(registry: Registry) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         Self::start_in(dir, registry, options())
     }
 
-    pub fn start_in(dir: tempfile::TempDir, registry: Registry, options: RuntimeOptions) -> TestNode {
+    pub(crate) fn start_in(dir: tempfile::TempDir, registry: Registry, options: RuntimeOptions) -> TestNode {
         let store = Arc::new(SqliteStore::open(SqliteStoreOptions::new(Self::db_path(&dir))).unwrap());
         let runtime = Runtime::start(store.clone(), registry, options).unwrap();
         TestNode { dir, store, runtime: Some(runtime) }
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         self.runtime.as_ref().unwrap().client()
     }
 
-    pub fn runtime(&self) -> &Runtime {
+    pub(crate) fn runtime(&self) -> &Runtime {
         self.runtime.as_ref().unwrap()
     }
 
     /// Stops the runtime and closes the store, then opens the same file with a new runtime
     /// (new registry), as a process restart would.
-    pub async fn restart(mut self, registry: Registry) -> TestNode {
+    pub(crate) async fn restart(mut self, registry: Registry) -> TestNode {
         self.runtime.take().unwrap().shutdown().await;
         self.store.close().await.unwrap();
         let TestNode { dir, store, .. } = self;
@@ -60,12 +60,12 @@ impl TestNode {
     }
 
     /// Waits for the instance to finish.
-    pub async fn finish(&self, id: &str) -> InstanceState {
+    pub(crate) async fn finish(&self, id: &str) -> InstanceState {
         self.client().wait_for_completion(id, DEADLINE).await.unwrap()
     }
 
     /// Opens the database read-only, for assertions on what is stored.
-    pub fn sql(&self) -> rusqlite::Connection {
+    pub(crate) fn sql(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
             Self::db_path(&self.dir),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -75,7 +75,7 @@ impl TestNode {
 }
 
 /// Re-checks `condition` until it holds, failing after the deadline.
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -88,14 +88,14 @@ where
 }
 
 /// Waits until the instance's history contains an event of type `event_type`.
-pub async fn wait_for_history(client: &Client, id: &str, event_type: &str) {
+pub(crate) async fn wait_for_history(client: &Client, id: &str, event_type: &str) {
     eventually(&format!("{id} to record {event_type}"), || async {
         client.history(id).await.map(|h| h.iter().any(|e| e.kind.type_name() == event_type)).unwrap_or(false)
     })
-    .await
+    .await;
 }
 
-pub fn output<T: serde::de::DeserializeOwned>(state: &InstanceState) -> T {
+pub(crate) fn output<T: serde::de::DeserializeOwned>(state: &InstanceState) -> T {
     assert_eq!(state.status, RuntimeStatus::Completed, "instance failed: {:?}", state.failure);
     state.output.as_ref().expect("an output").decode().unwrap()
 }

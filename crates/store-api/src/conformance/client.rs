@@ -46,7 +46,7 @@ pub async fn create_rejects_running_and_replaces_finished<S: Store>(store: S) {
 
     // Running, with a pending timer, then finished.
     run_turn(&store, "c2", |c| {
-        c.timers.push(NewTimer { timer_id: 0, fire_at: after(Duration::from_secs(3600)) })
+        c.timers.push(NewTimer { timer_id: 0, fire_at: after(Duration::from_secs(3600)) });
     })
     .await;
     assert!(matches!(

@@ -131,7 +131,7 @@ pub async fn count_instances_follows_every_status_change<S: Store>(store: S) {
         c.new_instances.push(CreateInstance {
             parent: Some(ParentInstance { instance_id: "k2".into(), execution_id: "e1".into(), task_id: 0 }),
             ..create_request("k2:0", "Child")
-        })
+        });
     })
     .await;
     run_turn(&store, "k3", |c| c.status = Completed).await;

@@ -107,7 +107,7 @@ pub(super) async fn post(
     match signing {
         Signing::Valid => request = request.header(SIGNATURE_HEADER, signature(auth_token, url, params)),
         Signing::WithToken(token) => {
-            request = request.header(SIGNATURE_HEADER, signature(token, url, params))
+            request = request.header(SIGNATURE_HEADER, signature(token, url, params));
         }
         Signing::Missing => {}
     }
