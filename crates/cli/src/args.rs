@@ -105,7 +105,7 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// TOML config file: [server] (bind, port, data_dir, durability, allow_no_auth, fresh_store,
-    /// local_rpc_port), [server.http] (task_hub, system_keys, max_body_bytes,
+    /// local_rpc_port, dashboard, trace_url), [server.http] (task_hub, system_keys, max_body_bytes,
     /// wrong_keys_before_throttle, max_backlog, ...), [server.runtime] (concurrency, leases,
     /// cache), [server.metrics], [verification] (window, attempts, code_digits, and
     /// [verification.limits]) and [twilio] (account_sid, auth_token, phone_number, api_base_url,
@@ -146,6 +146,10 @@ pub(crate) struct ServeArgs {
     /// Do not serve the web dashboard under / (the API and /healthz, /readyz stay).
     #[arg(long)]
     pub no_dashboard: bool,
+    /// Link each instance's trace on the dashboard to a trace viewer: a URL with {trace_id},
+    /// e.g. http://localhost:16686/trace/{trace_id} (Jaeger). [default: the id only]
+    #[arg(long, env = "DURABLE_TRACE_URL", value_name = "URL")]
+    pub trace_url: Option<String>,
     /// Task hub name used in management URLs [default: DurableHub].
     #[arg(long, env = "DURABLE_TASK_HUB")]
     pub task_hub: Option<String>,

@@ -105,6 +105,9 @@ pub(crate) fn settings(args: &ServeArgs) -> Result<Settings> {
     if args.no_dashboard {
         server.dashboard = false;
     }
+    if let Some(url) = &args.trace_url {
+        server.trace_url = Some(url.clone());
+    }
     if let Some(hub) = &args.task_hub {
         server.http.task_hub = hub.clone();
     }

@@ -44,6 +44,18 @@ async fn sms_per_number_refuses_and_comes_back() {
     twilio.wait_for_messages(4, DEADLINE).await.unwrap();
     assert_eq!(twilio.messages_to(&x).len(), 3, "no SMS for a refused start");
     assert!(!durable.log().contains(&x), "the number appears in clear in the log");
+    // Each refusal is counted, by limit (a loopback scrape needs no key).
+    let metrics = durable.http.get(durable.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let refused = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("durable_starts_limited_total{")
+                && l.contains(r#"limit="SMS per phone number""#)
+                && l.contains(r#"orchestrator="E4_SmsPhoneVerification""#)
+        })
+        .unwrap_or_else(|| panic!("no refusal counted:\n{metrics}"));
+    let count: f64 = refused.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0, "{refused}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,10 @@ pub struct DashboardOptions {
     pub event_names: Vec<String>,
     /// The try-it page of the phone-verification sample, if the server runs it.
     pub try_it: Option<TryIt>,
+    /// A trace viewer's URL for one trace, with `{trace_id}` where the id goes (e.g. Jaeger's
+    /// `http://localhost:16686/trace/{trace_id}`): the instance page links its trace there.
+    /// Without it the page shows the trace id only.
+    pub trace_url: Option<String>,
 }
 
 impl Default for DashboardOptions {
@@ -98,6 +102,7 @@ impl Default for DashboardOptions {
             refresh_interval: Duration::from_secs(3),
             event_names: Vec::new(),
             try_it: None,
+            trace_url: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Metrics of the sample's SMS, through the `metrics` facade (no-ops without a recorder).
 //!
-//! Labels are `&'static str` on purpose: only values fixed in code (the sender kind, a limit's
-//! name) can become labels, never a phone number.
+//! Labels are `&'static str` on purpose: only values fixed in code (the sender kind) can become
+//! labels, never a phone number. Starts the abuse limits refuse (no SMS is sent for them) are
+//! counted by the runtime as `durable_starts_limited_total`, by limit.
 
 /// Registers the help texts (called when the sample is registered).
 pub fn describe() {
@@ -12,10 +13,6 @@ pub fn describe() {
     metrics::describe_counter!(
         "durable_sms_failed_total",
         "Verification SMS the sender refused or could not send, by sender and whether retrying can help (permanent: false/true)."
-    );
-    metrics::describe_counter!(
-        "durable_sms_limited_total",
-        "Verification SMS not sent because a rate limit refused them, by limit."
     );
 }
 
@@ -28,10 +25,4 @@ pub fn sms_sent(sender: &'static str) {
 pub fn sms_failed(sender: &'static str, permanent: bool) {
     let permanent = if permanent { "true" } else { "false" };
     metrics::counter!("durable_sms_failed_total", "sender" => sender, "permanent" => permanent).increment(1);
-}
-
-/// One SMS was refused by the rate limit named `limit` (e.g. `"per_phone"`, `"global"`): call
-/// it wherever a limit refuses to send.
-pub fn sms_limited(limit: &'static str) {
-    metrics::counter!("durable_sms_limited_total", "limit" => limit).increment(1);
 }

@@ -275,7 +275,13 @@ impl Client {
             created_at: self.shared.clock.now(),
             trace,
         };
-        self.shared.store.create_instance_limited(request, charges).await?;
+        let created = self.shared.store.create_instance_limited(request, charges).await;
+        if let Err(StoreError::RateLimited(refusal)) = &created {
+            // Both labels are bounded: a registered orchestrator, a limit named in code.
+            let labels = [("orchestrator", name.to_owned()), ("limit", refusal.limit.clone())];
+            metrics::counter!("durable_starts_limited_total", &labels).increment(1);
+        }
+        created?;
         Ok(Started { instance_id, traceparent })
     }
 

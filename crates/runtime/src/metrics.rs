@@ -58,6 +58,10 @@ pub fn describe() {
     );
     describe_counter!("durable_events_raised_total", "External events accepted from clients.");
     describe_counter!(
+        "durable_starts_limited_total",
+        "Starts a rate limit of the orchestrator's start guard refused (nothing was created), by orchestrator and limit."
+    );
+    describe_counter!(
         "durable_event_deliveries_total",
         "Raised events by path: `direct` (run in the turn that consumes them, one commit) or `queued` (through the inbox)."
     );

@@ -146,6 +146,10 @@ pub struct ServerOptions {
     /// Serve the web dashboard under `/` (default true; `dashboard = false` turns it off).
     /// `/healthz` and `/readyz` are served either way.
     pub dashboard: bool,
+    /// A trace viewer's URL for one trace, with `{trace_id}` where the id goes (e.g. Jaeger's
+    /// `http://localhost:16686/trace/{trace_id}`, Grafana Tempo's explore URL): the dashboard's
+    /// instance page links the instance's trace there. Without it the page shows the id only.
+    pub trace_url: Option<String>,
 }
 
 /// What the dashboard gets from the code that starts the server (it cannot come from a
@@ -215,8 +219,22 @@ impl Default for ServerOptions {
             runtime: RuntimeOptions::default(),
             metrics: MetricsOptions::default(),
             dashboard: true,
+            trace_url: None,
         }
     }
+}
+
+/// Checks a trace viewer URL template: http(s), with `{trace_id}` in it.
+fn check_trace_url(template: &str) -> Result<(), Error> {
+    let web = template.starts_with("http://") || template.starts_with("https://");
+    if web && template.contains("{trace_id}") {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "trace_url '{}' must be an http:// or https:// URL with {{trace_id}} where the trace id goes, e.g. \
+         http://localhost:16686/trace/{{trace_id}}",
+        template.escape_debug()
+    )))
 }
 
 /// What `--store` selects.
@@ -366,6 +384,9 @@ impl BoundServer {
             options.http.system_keys.push(key);
         }
         options.runtime.validate().map_err(|e| Error::Config(e.to_string()))?;
+        if let Some(template) = &options.trace_url {
+            check_trace_url(template)?;
+        }
         // Before the store and the runtime: they register their metrics when they start.
         let metrics = options.metrics.enabled.then(durable_http::metrics::install_recorder);
         let store = open_store(&options).await?;
@@ -484,6 +505,7 @@ fn app(
             max_body_bytes: options.http.max_body_bytes,
             event_names: extras.event_names,
             try_it: extras.try_it,
+            trace_url: options.trace_url.clone(),
             ..Default::default()
         };
         let dashboard =
@@ -527,6 +549,16 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_url_must_be_a_web_url_with_the_trace_id() {
+        assert!(check_trace_url("http://localhost:16686/trace/{trace_id}").is_ok());
+        assert!(check_trace_url("https://tempo.example/explore?trace={trace_id}").is_ok());
+        for bad in ["http://localhost:16686/trace/", "javascript:alert({trace_id})", "{trace_id}"] {
+            let message = check_trace_url(bad).unwrap_err().to_string();
+            assert!(message.contains("{trace_id}"), "{bad}: {message}");
+        }
+    }
 
     #[tokio::test]
     async fn the_local_rpc_listener_binds_127_0_0_1_and_nothing_else() {

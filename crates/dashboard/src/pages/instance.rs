@@ -23,6 +23,34 @@ pub(crate) struct Loaded {
     pub history: Vec<HistoryEvent>,
     /// Of the known event names, those the orchestrator waits for (`None`: not known here).
     pub awaited: Option<Vec<String>>,
+    /// The trace of its current execution, when tracing was on when it started.
+    pub trace: Option<TraceLink>,
+}
+
+/// An execution's trace: its id, and a link to it in a trace viewer when one is configured.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TraceLink {
+    pub trace_id: String,
+    pub href: Option<String>,
+}
+
+impl TraceLink {
+    /// The trace of the last execution in `history` (from its `ExecutionStarted`), linked
+    /// through `template` (`{trace_id}` is replaced) when there is one.
+    pub(crate) fn of(history: &[HistoryEvent], template: Option<&str>) -> Option<TraceLink> {
+        let trace = history.iter().rev().find_map(|e| match &e.kind {
+            EventKind::ExecutionStarted { trace, .. } => Some(trace.as_ref()),
+            _ => None,
+        })??;
+        // traceparent: 00-{32 hex trace id}-{16 hex span id}-{flags}
+        let trace_id = trace
+            .traceparent
+            .split('-')
+            .nth(1)
+            .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))?;
+        let href = template.map(|t| t.replace("{trace_id}", trace_id));
+        Some(TraceLink { trace_id: trace_id.to_owned(), href })
+    }
 }
 
 /// Reads the instance; `Ok(None)` when it does not exist.
@@ -49,7 +77,8 @@ pub(crate) async fn load(dashboard: &Dashboard, id: &str) -> Result<Option<Loade
         }
         client.awaited_events(id, &candidates)
     };
-    Ok(Some(Loaded { state, history, awaited }))
+    let trace = TraceLink::of(&history, dashboard.options.trace_url.as_deref());
+    Ok(Some(Loaded { state, history, awaited, trace }))
 }
 
 /// `GET /instances/{id}`.
@@ -136,6 +165,16 @@ pub(crate) fn details(loaded: &Loaded) -> Markup {
                     dt { "History events" } dd { (loaded.history.len()) }
                     @if let Some(stall) = &s.stall {
                         dt { "Stalled" } dd.stall { (stall.reason) " (since " (time(stall.since)) ")" }
+                    }
+                    @if let Some(trace) = &loaded.trace {
+                        dt { "Trace" }
+                        dd {
+                            @if let Some(href) = &trace.href {
+                                a href=(href) target="_blank" rel="noopener noreferrer" { code { (trace.trace_id) } }
+                            } @else {
+                                code title="Set --trace-url to link it to your trace viewer" { (trace.trace_id) }
+                            }
+                        }
                     }
                     @if let Some(parent) = &s.parent_instance_id {
                         dt { "Parent" } dd { a href=(instance_href(parent)) { code { (parent) } } }
@@ -312,4 +351,65 @@ fn describe(kind: &EventKind) -> (Markup, Option<String>) {
 fn raw_json(loaded: &Loaded) -> String {
     let doc = serde_json::json!({ "instance": loaded.state, "history": loaded.history });
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use durable_core::TraceContext;
+
+    const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
+    fn started(trace: Option<&str>) -> Vec<HistoryEvent> {
+        let trace = trace.map(|traceparent| TraceContext {
+            traceparent: traceparent.to_owned(),
+            parent_span_id: None,
+            tracestate: None,
+        });
+        let kind = EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace };
+        vec![
+            HistoryEvent::new(Timestamp::UNIX_EPOCH, EventKind::OrchestratorStarted),
+            HistoryEvent::new(Timestamp::UNIX_EPOCH, kind),
+        ]
+    }
+
+    fn loaded(history: Vec<HistoryEvent>, template: Option<&str>) -> Loaded {
+        let state = InstanceState {
+            instance_id: "i".into(),
+            name: "Orch".into(),
+            execution_id: "e".into(),
+            status: RuntimeStatus::Running,
+            input: None,
+            output: None,
+            failure: None,
+            custom_status: None,
+            created_at: Timestamp::UNIX_EPOCH,
+            last_updated_at: Timestamp::UNIX_EPOCH,
+            completed_at: None,
+            parent_instance_id: None,
+            history_len: history.len() as u64,
+            stall: None,
+        };
+        let trace = TraceLink::of(&history, template);
+        Loaded { state, history, awaited: None, trace }
+    }
+
+    #[test]
+    fn the_instance_page_links_its_trace_when_a_trace_viewer_is_configured() {
+        let traceparent = format!("00-{TRACE_ID}-b7ad6b7169203331-01");
+        let page =
+            details(&loaded(started(Some(&traceparent)), Some("http://jaeger:16686/trace/{trace_id}")))
+                .into_string();
+        assert!(page.contains(&format!(r#"href="http://jaeger:16686/trace/{TRACE_ID}""#)), "{page}");
+
+        // Without a viewer: the id alone, to paste into one.
+        let page = details(&loaded(started(Some(&traceparent)), None)).into_string();
+        assert!(page.contains(TRACE_ID) && !page.contains("jaeger"), "{page}");
+
+        // Tracing was off when it started (or the traceparent is not W3C): no trace row.
+        for history in [started(None), started(Some("garbage"))] {
+            let page = details(&loaded(history, Some("http://jaeger/{trace_id}"))).into_string();
+            assert!(!page.contains("<dt>Trace</dt>"), "{page}");
+        }
+    }
 }
