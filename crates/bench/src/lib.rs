@@ -78,8 +78,8 @@ pub struct BenchArgs {
     /// fsync 1000 (writes)].
     #[arg(long, short = 'n')]
     pub instances: Option<u64>,
-    /// Most verifications in flight at once [default: verify all of them, timeout and park
-    /// 1000, over HTTP 100, latency 1].
+    /// Most verifications in flight at once [default: verify 10,000 (a population of clients
+    /// the size of the execution cache), timeout and park 1000, over HTTP 100, latency 1].
     #[arg(long, short = 'c')]
     pub concurrency: Option<usize>,
     /// Store: `sqlite` (a file in --data-dir) or a `postgres://` URL (the run works in a new
