@@ -340,7 +340,7 @@ pub(crate) fn query(conn: &Connection, q: &InstanceQuery) -> Result<InstancePage
     Ok(InstancePage { instances, continuation })
 }
 
-/// The per-status counts kept by the triggers of schema version 2.
+/// The per-status counts kept by the triggers of schema versions 3 and 5.
 pub(crate) fn counts(conn: &Connection) -> Result<StatusCounts> {
     let mut stmt = conn.prepare_cached("SELECT status, n FROM instance_counts").db()?;
     let rows = stmt

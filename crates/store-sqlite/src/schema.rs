@@ -15,10 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The schema version this build writes (`PRAGMA user_version`). Bump it when adding a migration.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 1.
 ///
@@ -140,6 +140,23 @@ CREATE TABLE limits (
     tat INTEGER NOT NULL,
     reference TEXT
 ) WITHOUT ROWID;
+";
+
+/// Version 5: cheaper status counts. V3's triggers cost an upsert per new instance and two
+/// statements per status change, on the single writer: about 15 % of a verification's CPU.
+/// With a row for every status there is nothing to insert: a new instance is one `UPDATE` of
+/// one row, a status change one `UPDATE` of two rows. Same counts, same transaction.
+const V5: &str = "
+INSERT OR IGNORE INTO instance_counts (status, n) VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0);
+DROP TRIGGER instance_counts_insert;
+DROP TRIGGER instance_counts_update;
+CREATE TRIGGER instance_counts_insert AFTER INSERT ON instances BEGIN
+    UPDATE instance_counts SET n = n + 1 WHERE status = new.status;
+END;
+CREATE TRIGGER instance_counts_update AFTER UPDATE OF status ON instances
+WHEN old.status <> new.status BEGIN
+    UPDATE instance_counts SET n = n + iif(status = new.status, 1, -1) WHERE status IN (old.status, new.status);
+END;
 ";
 
 /// How long a connection waits for a lock before failing. Only the writer writes, so this
