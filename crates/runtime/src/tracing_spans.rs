@@ -491,7 +491,7 @@ mod tests {
                 name: "O".into(),
                 input: None,
                 parent: None,
-                trace: Some(Box::new(SpanRef::new_execution(Some(&SpanRef::parse(TP, None).unwrap())))),
+                trace: Some(SpanRef::new_execution(Some(&SpanRef::parse(TP, None).unwrap()))),
             },
         );
         let mut trace = ExecutionTrace::start("i", "e", &started).unwrap();

@@ -39,7 +39,7 @@ impl CreateInstance {
                 name: self.name.clone(),
                 input: self.input.clone(),
                 parent: self.parent.clone(),
-                trace: self.trace.clone().map(Box::new),
+                trace: self.trace.clone(),
             },
         )
     }

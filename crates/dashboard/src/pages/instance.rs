@@ -361,12 +361,10 @@ mod tests {
     const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 
     fn started(trace: Option<&str>) -> Vec<HistoryEvent> {
-        let trace = trace.map(|traceparent| {
-            Box::new(TraceContext {
-                traceparent: traceparent.to_owned(),
-                parent_span_id: None,
-                tracestate: None,
-            })
+        let trace = trace.map(|traceparent| TraceContext {
+            traceparent: traceparent.to_owned(),
+            parent_span_id: None,
+            tracestate: None,
         });
         let kind = EventKind::ExecutionStarted { name: "Orch".into(), input: None, parent: None, trace };
         vec![
