@@ -6,19 +6,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Instances the server knows (all statuses).
-async fn instance_count(durable: &Durable) -> usize {
-    let response = durable
-        .http
-        .get(durable.url("/runtime/webhooks/durabletask/instances?top=1000"))
-        .header("x-functions-key", KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Vec<serde_json::Value>>().await.unwrap().len()
-}
-
 /// Issue 9, defect 2: Twilio accepts the SMS, then the server dies before the activity's
 /// completion is committed. The activity runs again after the restart and sends a second SMS:
 /// it must carry the same code, and the code of the first SMS must verify.

@@ -15,6 +15,34 @@ use durable_store::limits::{self, LIMIT_RETENTION, LimitRefund};
 use durable_store::{CreateInstance, Error, LimitCharge, Result};
 use std::collections::HashMap;
 
+/// Locks the limit rows of `keys` (sorted, distinct) in schema `s` for the transaction and
+/// returns their `tat`. Missing keys get a row at full budget first (rolled back with the
+/// transaction if the start is refused), so that every key can be locked; inserting and locking
+/// in key order keeps transactions that share keys free of deadlocks.
+async fn lock_limits(
+    tx: &tokio_postgres::Transaction<'_>,
+    s: &str,
+    keys: &[&str],
+) -> Result<Vec<(String, i64)>> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.limits (key, tat) SELECT k, 0 FROM unnest($1::text[]) AS k \
+             ORDER BY k ON CONFLICT (key) DO NOTHING"
+        ),
+        &[&keys],
+    )
+    .await
+    .map_err(pg)?;
+    let rows = tx
+        .query(
+            &format!("SELECT key, tat FROM {s}.limits WHERE key = ANY($1) ORDER BY key FOR UPDATE"),
+            &[&keys],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 impl PostgresStore {
     /// `create_instance_limited`: one transaction, one commit.
     pub(crate) async fn create_limited(
@@ -31,26 +59,7 @@ impl PostgresStore {
         let p = ops::CreateParams::new(request)?;
         let mut client = self.inner.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(pg)?;
-        // Missing keys get a row at full budget (rolled back if the start is refused), so that
-        // every key can be locked; inserting and locking in key order keeps starts that share
-        // keys free of deadlocks.
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.limits (key, tat) SELECT k, 0 FROM unnest($1::text[]) AS k \
-                 ORDER BY k ON CONFLICT (key) DO NOTHING"
-            ),
-            &[&keys],
-        )
-        .await
-        .map_err(pg)?;
-        let rows = tx
-            .query(
-                &format!("SELECT key, tat FROM {s}.limits WHERE key = ANY($1) ORDER BY key FOR UPDATE"),
-                &[&keys],
-            )
-            .await
-            .map_err(pg)?;
-        let stored: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let stored = lock_limits(&tx, &s, &keys).await?;
         let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, t)| *t);
         let updates = match limits::charge(charges, lookup, now.0) {
             Ok(updates) => updates,
@@ -148,23 +157,7 @@ impl PostgresStore {
         let now = self.now();
         let mut client = self.inner.pool.get().await.map_err(unavailable)?;
         let tx = client.transaction().await.map_err(pg)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {s}.limits (key, tat) SELECT k, 0 FROM unnest($1::text[]) AS k \
-                 ORDER BY k ON CONFLICT (key) DO NOTHING"
-            ),
-            &[&keys],
-        )
-        .await
-        .map_err(pg)?;
-        let rows = tx
-            .query(
-                &format!("SELECT key, tat FROM {s}.limits WHERE key = ANY($1) ORDER BY key FOR UPDATE"),
-                &[&keys],
-            )
-            .await
-            .map_err(pg)?;
-        let stored: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let stored: HashMap<String, i64> = lock_limits(&tx, &s, &keys).await?.into_iter().collect();
 
         // In arrival order against the running budgets: which starts the limits admit.
         let mut running: HashMap<String, i64> = HashMap::new();

@@ -234,3 +234,16 @@ pub(crate) fn wrong(code: &str, n: u32) -> String {
 pub(crate) fn phone(n: u32) -> String {
     format!("+1425555{n:04}")
 }
+
+/// Instances the server knows (all statuses).
+pub(crate) async fn instance_count(durable: &Durable) -> usize {
+    let response = durable
+        .http
+        .get(durable.url("/runtime/webhooks/durabletask/instances?top=1000"))
+        .header("x-functions-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Vec<Value>>().await.unwrap().len()
+}

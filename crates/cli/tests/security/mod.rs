@@ -171,19 +171,6 @@ pub(crate) async fn until_some<T, F: Future<Output = Option<T>>>(
     }
 }
 
-/// Instances the server knows (all statuses).
-pub(crate) async fn instance_count(durable: &Durable) -> usize {
-    let response = durable
-        .http
-        .get(durable.url("/runtime/webhooks/durabletask/instances?top=1000"))
-        .header("x-functions-key", KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Vec<serde_json::Value>>().await.unwrap().len()
-}
-
 /// Answers the verification `start` with `body` and returns the HTTP status.
 pub(crate) async fn answer(durable: &Durable, start: &serde_json::Value, body: &str) -> u16 {
     durable.answer(start, body).await
