@@ -100,10 +100,6 @@ use axum::routing::{any, get, post};
 use durable_runtime::Client;
 use serde::Serialize;
 use std::sync::Arc;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 /// `Content-Type` of every JSON response (Durable Functions sends the charset).
 pub(crate) const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
@@ -212,7 +208,6 @@ pub fn local_rpc_router(state: HttpState) -> Router {
 /// ones (which authenticate their callers themselves).
 fn build(state: HttpState, guarded: Router<HttpState>, unguarded: Router) -> Router {
     use handlers::{fallback, start_http, start_http_with_id};
-    let timeout = state.options.request_timeout;
     // Outside the guard: a scrape checks the key itself, when its settings ask for one.
     let scrape = match state.metrics {
         Some(_) => Router::new().route("/metrics", get(metrics::scrape)),
@@ -233,25 +228,7 @@ fn build(state: HttpState, guarded: Router<HttpState>, unguarded: Router) -> Rou
         .fallback(fallback)
         .with_state(state.clone())
         .merge(unguarded)
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .layer(axum::middleware::from_fn_with_state(state, middleware::json_errors))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(middleware::make_span)
-                .on_request(())
-                .on_response(middleware::on_response)
-                .on_failure(()),
-        )
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state, middleware::envelope))
 }
 
 /// A JSON response with our content type.

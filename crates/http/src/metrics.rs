@@ -11,12 +11,11 @@ use crate::HttpState;
 use crate::error::ApiError;
 use crate::params::Params;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `Content-Type` of the Prometheus text exposition format.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -98,25 +97,37 @@ pub(crate) async fn scrape(State(state): State<HttpState>, req: Request) -> Resp
     response
 }
 
-/// Counts every request by method, route template and status, and times it.
-pub(crate) async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), route_label);
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method.to_owned()), ("route", route)];
-    metrics::histogram!("durable_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+/// Counts a request by method, route template and status, and records how long it took.
+pub(crate) fn record_request(
+    method: &Method,
+    route: Option<&MatchedPath>,
+    status: StatusCode,
+    took: Duration,
+) {
+    let route = route.map_or_else(|| "unmatched".to_owned(), |path| route_label(path.as_str()));
+    let labels = [("method", method_label(method).to_owned()), ("route", route)];
+    metrics::histogram!("durable_http_request_duration_seconds", &labels).record(took.as_secs_f64());
     let [method, route] = labels;
-    metrics::counter!("durable_http_requests_total", &[method, route, ("status", status)]).increment(1);
-    response
+    let status = ("status", status.as_str().to_owned());
+    metrics::counter!("durable_http_requests_total", &[method, route, status]).increment(1);
 }
 
 /// A route template as a label, parameters written `:name` (`/instances/:id`): braces inside
 /// label values are valid Prometheus text, but some parsers and tools stumble on them.
-fn route_label(path: &MatchedPath) -> String {
-    path.as_str().replace("{*", "*").replace('{', ":").replace('}', "")
+fn route_label(template: &str) -> String {
+    let mut label = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        label.push_str(&rest[..open]);
+        let parameter = &rest[open + 1..];
+        let (name, after) = parameter.split_once('}').unwrap_or((parameter, ""));
+        let (sigil, name) = name.strip_prefix('*').map_or((':', name), |name| ('*', name));
+        label.push(sigil);
+        label.push_str(name);
+        rest = after;
+    }
+    label.push_str(rest);
+    label
 }
 
 /// The method as a label: the standard ones by name, anything else as `other` (methods are
@@ -137,6 +148,18 @@ fn method_label(method: &Method) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_labels_write_parameters_with_a_colon_and_wildcards_with_a_star() {
+        let label = route_label;
+        assert_eq!(
+            label("/runtime/webhooks/durabletask/instances/{id}"),
+            "/runtime/webhooks/durabletask/instances/:id"
+        );
+        assert_eq!(label("/instances/{id}/raiseEvent/{event}"), "/instances/:id/raiseEvent/:event");
+        assert_eq!(label("/entities/{*rest}"), "/entities/*rest");
+        assert_eq!(label("/instances"), "/instances");
+    }
 
     #[test]
     fn unknown_methods_share_one_label() {

@@ -1,18 +1,21 @@
-//! Cross-cutting layers: authentication, task hub check, JSON error bodies, panics and logs.
+//! Cross-cutting layers: authentication and task hub check ([`guard`]), and the envelope of every
+//! response ([`envelope`]): timeout, panics, JSON error bodies, security headers, logs, metrics.
 
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::throttle::{AuthThrottle, client_ip};
 use crate::{HttpOptions, HttpState};
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Response, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
+use futures::FutureExt;
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 /// Header carrying the key, as the Functions host accepts it.
 pub const KEY_HEADER: &str = "x-functions-key";
@@ -133,24 +136,45 @@ pub(crate) fn key_matches(keys: &[String], presented: &[u8]) -> bool {
     matched.into()
 }
 
-/// Gives every error response without a JSON body (405 from routing, 408 from the timeout
-/// layer, rejections of axum's own extractors) our `{"error", "message"}` body.
-pub(crate) async fn json_errors(
-    State(state): State<HttpState>,
-    req: Request,
-    next: Next,
-) -> axum::response::Response {
-    let response = next.run(req).await;
+/// Everything every response goes through, as one layer: one boxed future per request instead
+/// of one per concern (seven layers, each wrapping every route, measured ~8 % of the CPU of a
+/// verification over HTTP). Outside in: the HTTP metrics, the request's span and log line, the
+/// security headers, panics (500), JSON error bodies, the request timeout (408).
+pub(crate) async fn envelope(State(state): State<HttpState>, req: Request, next: Next) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let span = make_span(&req);
+    let timeout = state.options.request_timeout;
+    let handled = AssertUnwindSafe(tokio::time::timeout(timeout, next.run(req)))
+        .catch_unwind()
+        .instrument(span.clone())
+        .await;
+    let response = match handled {
+        Ok(Ok(response)) => response,
+        Ok(Err(_elapsed)) => StatusCode::REQUEST_TIMEOUT.into_response(),
+        Err(panic) => span.in_scope(|| panic_response(panic)),
+    };
+    let mut response = with_json_error_body(response, timeout);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let latency = started.elapsed();
+    span.in_scope(|| log_response(&response, latency));
+    crate::metrics::record_request(&method, route.as_ref(), response.status(), latency);
+    response
+}
+
+/// Gives every error response without a JSON body (405 from routing, 408 from the timeout,
+/// rejections of axum's own extractors) our `{"error", "message"}` body.
+fn with_json_error_body(response: Response<Body>, timeout: Duration) -> Response<Body> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
         return response;
     }
     let allow = response.headers().get(header::ALLOW).cloned();
-    let error = ApiError::for_status(
-        status,
-        allow.as_ref().and_then(|a| a.to_str().ok()),
-        state.options.request_timeout.as_millis(),
-    );
+    let error =
+        ApiError::for_status(status, allow.as_ref().and_then(|a| a.to_str().ok()), timeout.as_millis());
     let mut replaced = error.into_response();
     if let Some(allow) = allow {
         replaced.headers_mut().insert(header::ALLOW, allow);
@@ -167,14 +191,14 @@ fn is_json(response: &axum::response::Response) -> bool {
 }
 
 /// A panic in a handler becomes a 500 with our body; the server keeps running.
-pub(crate) fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
     tracing::error!("a request handler panicked");
     ApiError::internal().into_response()
 }
 
 /// The span of a request: method and path only. The query string is left out on purpose: it
 /// carries the system key (`code=`).
-pub(crate) fn make_span(req: &Request) -> Span {
+fn make_span(req: &Request) -> Span {
     tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
 }
 
@@ -185,7 +209,7 @@ fn whole_microseconds_in_ms(latency: Duration) -> f64 {
 }
 
 /// One line per response: status and latency (method and path come from the span).
-pub(crate) fn on_response(res: &axum::response::Response, latency: Duration, _span: &Span) {
+fn log_response(res: &axum::response::Response, latency: Duration) {
     let status = res.status().as_u16();
     let latency_ms = whole_microseconds_in_ms(latency);
     if res.status().is_server_error() {

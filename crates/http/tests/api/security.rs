@@ -135,6 +135,27 @@ async fn a_request_that_outlives_the_timeout_gets_408() {
     drop(tx);
 }
 
+#[tokio::test]
+async fn a_panicking_handler_gets_a_json_500_and_the_server_keeps_serving() {
+    let mut app = App::start();
+    let extra = axum::Router::new().route(
+        "/boom",
+        axum::routing::get(|| async {
+            panic!("a handler bug");
+            #[allow(unreachable_code)]
+            ""
+        }),
+    );
+    app.router = durable_http::router_with(app.state.clone(), extra);
+    let r = app.send(App::request(Method::GET, "/boom").body(Body::empty()).unwrap()).await;
+    r.error(500, "InternalServerError");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(!String::from_utf8_lossy(&r.body).contains("a handler bug"), "no panic message leaks");
+    let ok = app.get("/runtime/webhooks/durabletask/instances").await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
 /// Collects everything logged, at every level.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
