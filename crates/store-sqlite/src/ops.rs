@@ -41,6 +41,33 @@ pub(crate) struct Effects {
     pub turns: u64,
     pub activity_completions: u64,
     pub client_writes: u64,
+    /// How the command changed the number of instances of each status (by status code): the
+    /// writer adds the batch's sum to `instance_counts` once, before it commits.
+    pub status_counts: StatusDeltas,
+}
+
+/// Changes of `instance_counts`, by status code (see `codec::status_code`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StatusDeltas(pub [i64; 7]);
+
+impl StatusDeltas {
+    pub(crate) fn add(&mut self, status: RuntimeStatus, n: i64) {
+        self.0[usize::try_from(codec::status_code(status)).expect("status codes are 0..7")] += n;
+    }
+
+    /// An instance moved from `from` to `to`.
+    pub(crate) fn moved(&mut self, from: RuntimeStatus, to: RuntimeStatus) {
+        if from != to {
+            self.add(from, -1);
+            self.add(to, 1);
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &StatusDeltas) {
+        for (sum, n) in self.0.iter_mut().zip(other.0) {
+            *sum += n;
+        }
+    }
 }
 
 /// An activity row leased by a fetch.
@@ -160,7 +187,8 @@ impl Ctx<'_> {
 
     /// Creates an instance (or replaces a finished one) and enqueues its `ExecutionStarted`.
     pub(crate) fn create(&self, fx: &mut Effects, req: &CreateInstance) -> Result<()> {
-        if let Some(existing) = self.head(&req.instance_id)? {
+        let replaced = self.head(&req.instance_id)?;
+        if let Some(existing) = &replaced {
             if !existing.status.is_terminal() {
                 return Err(Error::AlreadyExists {
                     instance_id: req.instance_id.clone(),
@@ -198,6 +226,10 @@ impl Ctx<'_> {
                 parent.map(|p| p.task_id),
             ])
             .db()?;
+        match replaced {
+            Some(existing) => fx.status_counts.moved(existing.status, RuntimeStatus::Pending),
+            None => fx.status_counts.add(RuntimeStatus::Pending, 1),
+        }
         self.enqueue(fx, &req.instance_id, Some(&req.execution_id), &req.start_event(), None, None)
     }
 
@@ -285,7 +317,10 @@ impl Ctx<'_> {
         self.conn
             .prepare_cached(
                 "UPDATE instances SET status = ?2, output = ?3, failure = ?4, custom_status = ?5, updated_at = ?6, \
-                 completed_at = ?7, history_len = ?8 WHERE instance_id = ?1",
+                 completed_at = ?7, history_len = ?8, \
+                 stall_reason = iif(status = ?2 AND history_len = ?8, stall_reason, NULL), \
+                 stall_since = iif(status = ?2 AND history_len = ?8, stall_since, NULL) \
+                 WHERE instance_id = ?1",
             )
             .db()?
             .execute(params![
@@ -299,6 +334,7 @@ impl Ctx<'_> {
                 len,
             ])
             .db()?;
+        fx.status_counts.moved(head.status, c.status);
         let mut ins = self
             .conn
             .prepare_cached(
@@ -367,7 +403,9 @@ impl Ctx<'_> {
         self.delete_activities(fx, id, true)?;
         self.conn
             .prepare_cached(
-                "UPDATE instances SET execution_id = ?2, input = ?3, history_len = 0 WHERE instance_id = ?1",
+                "UPDATE instances SET execution_id = ?2, input = ?3, history_len = 0, \
+                 stall_reason = iif(history_len = 0, stall_reason, NULL), \
+                 stall_since = iif(history_len = 0, stall_since, NULL) WHERE instance_id = ?1",
             )
             .db()?
             .execute(params![id, next.execution_id, codec::payload_text(&next.input)])
@@ -432,11 +470,12 @@ impl Ctx<'_> {
         self.conn
             .prepare_cached(
                 "UPDATE instances SET status = ?2, output = NULL, failure = NULL, completed_at = NULL, \
-                 updated_at = ?3, history_len = ?4 WHERE instance_id = ?1",
+                 updated_at = ?3, history_len = ?4, stall_reason = NULL, stall_since = NULL WHERE instance_id = ?1",
             )
             .db()?
             .execute(params![id, codec::status_code(status), codec::us(r.now), r.history.len() as i64])
             .db()?;
+        fx.status_counts.moved(head.status, status);
         for event in &r.messages {
             self.enqueue(fx, id, Some(&r.execution_id), event, None, None)?;
         }
@@ -559,17 +598,21 @@ impl Ctx<'_> {
 
     /// Deletes one instance's rows. Returns whether it existed.
     fn delete_instance(&self, fx: &mut Effects, id: &str) -> Result<bool> {
-        let existed = self
+        let deleted: Option<i64> = self
             .conn
-            .prepare_cached("DELETE FROM instances WHERE instance_id = ?1")
+            .prepare_cached("DELETE FROM instances WHERE instance_id = ?1 RETURNING status")
             .db()?
-            .execute([id])
+            .query_row([id], |r| r.get(0))
+            .optional()
             .db()?;
+        if let Some(status) = deleted {
+            fx.status_counts.add(codec::status_from(status)?, -1);
+        }
         self.conn.prepare_cached("DELETE FROM history WHERE instance_id = ?1").db()?.execute([id]).db()?;
         self.delete_all_messages(fx, id)?;
         self.delete_activities(fx, id, false)?;
         fx.forgotten.push(id.to_owned());
-        Ok(existed > 0)
+        Ok(deleted.is_some())
     }
 
     /// `purge_instance`: the instance and, recursively, its sub-orchestrations.

@@ -340,7 +340,8 @@ pub(crate) fn query(conn: &Connection, q: &InstanceQuery) -> Result<InstancePage
     Ok(InstancePage { instances, continuation })
 }
 
-/// The per-status counts kept by the triggers of schema versions 3 and 5.
+/// The per-status counts, kept by the writer in the transaction that changes a status (see
+/// `writer::add_status_counts`).
 pub(crate) fn counts(conn: &Connection) -> Result<StatusCounts> {
     let mut stmt = conn.prepare_cached("SELECT status, n FROM instance_counts").db()?;
     let rows = stmt

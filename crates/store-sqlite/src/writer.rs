@@ -13,7 +13,7 @@
 //! again with a savepoint per command, so that command is undone alone.
 
 use crate::codec::Db;
-use crate::ops::{ActivityRow, Ctx, Effects};
+use crate::ops::{ActivityRow, Ctx, Effects, StatusDeltas};
 use crate::shared::Shared;
 use durable_core::HistoryEvent;
 use durable_store::{
@@ -203,6 +203,13 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bo
             run_guarded(&ctx, &requests)
         }
     });
+    let result = result.and_then(|done| match add_status_counts(conn, &done) {
+        Ok(()) => Ok(done),
+        Err(e) => {
+            unpin_all(shared, done.iter().map(|(_, fx)| fx));
+            Err(e)
+        }
+    });
     let mut done = match result {
         Ok(done) => done,
         Err(e) => {
@@ -235,6 +242,23 @@ fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bo
             false
         }
     }
+}
+
+/// Adds what the batch's commands changed to `instance_counts`: one `UPDATE` per status that
+/// changed, per batch. (Triggers did it per statement until schema v6: they cost a trigger
+/// program and a statement journal, a copy of every page the statement touched, on every
+/// insert and status change.) Failed commands changed nothing (they were undone), so only the
+/// successful ones count.
+fn add_status_counts(conn: &Connection, done: &[(Outcome, Effects)]) -> Result<()> {
+    let mut sum = StatusDeltas::default();
+    for (_, fx) in done.iter().filter(|(outcome, _)| outcome.is_ok()) {
+        sum.merge(&fx.status_counts);
+    }
+    let mut update = conn.prepare_cached("UPDATE instance_counts SET n = n + ?2 WHERE status = ?1").db()?;
+    for (status, n) in sum.0.iter().enumerate().filter(|(_, n)| **n != 0) {
+        update.execute(rusqlite::params![status as i64, n]).db()?;
+    }
+    Ok(())
 }
 
 /// The error every command of a failed batch gets: a full disk stays recognisable (the API

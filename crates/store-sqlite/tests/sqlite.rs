@@ -114,8 +114,8 @@ async fn upgrading_from_version_2_counts_the_existing_instances() {
     // added the counts and indexes, and the limits table).
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER instance_counts_insert; DROP TRIGGER instance_counts_delete;
-         DROP TRIGGER instance_counts_update; DROP TABLE instance_counts;
+        "DROP TRIGGER IF EXISTS instance_counts_insert; DROP TRIGGER IF EXISTS instance_counts_delete;
+         DROP TRIGGER IF EXISTS instance_counts_update; DROP TABLE instance_counts;
          DROP INDEX instances_by_status; DROP INDEX instances_by_name; DROP TABLE limits;
          PRAGMA user_version = 2;",
     )

@@ -54,6 +54,9 @@ pub async fn rewind_replaces_history_and_queues_the_work<S: Store>(store: S) {
         .unwrap();
     let history = fail(&store, "rw").await;
     assert_eq!(store.get_instance("rw").await.unwrap().unwrap().status, RuntimeStatus::Failed);
+    let before = store.count_instances().await.unwrap();
+    assert_eq!(before.get(RuntimeStatus::Failed), 1);
+    store.set_stall("rw", Some("no node has 'Orch'")).await.unwrap();
 
     let keep = 4; // the first two turns: start, then "go" (which scheduled the two activities)
     let mut rewind = rewind_of("rw", &history, keep);
@@ -72,6 +75,13 @@ pub async fn rewind_replaces_history_and_queues_the_work<S: Store>(store: S) {
     let st = store.get_instance("rw").await.unwrap().unwrap();
     assert_eq!((st.status, st.history_len), (RuntimeStatus::Running, keep as u64));
     assert_eq!((st.output, st.failure, st.completed_at), (None, None, None));
+    assert_eq!(st.stall, None, "a rewind is progress: it clears the stall");
+    let counts = store.count_instances().await.unwrap();
+    assert_eq!(
+        (counts.get(RuntimeStatus::Failed), counts.get(RuntimeStatus::Running)),
+        (0, before.get(RuntimeStatus::Running) + 1),
+        "the counts follow the rewind"
+    );
     assert_eq!(store.read_history("rw").await.unwrap(), rewind.history);
 
     let item = fetch_for(&store, "rw", LONG).await;
