@@ -60,7 +60,10 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         RuntimeOptions {
-            max_concurrent_turns: 100 * cores,
+            // 500 per core: bursts of due timers fire without waiting for the previous group
+            // commit (p99 lateness 12–13 ms instead of 19–25 ms with 100 per core), at no
+            // measurable cost to answers racing activity results (BENCHMARKS.md, optimisation 11).
+            max_concurrent_turns: 500 * cores,
             max_concurrent_activities: 100 * cores,
             fetch_batch: 256,
             orchestration_lease: Duration::from_secs(30),
