@@ -121,7 +121,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
     /// Orchestration turns each node runs at once, including turns waiting for their commit
-    /// [default: the runtime's, 100 per CPU]. More lets timer bursts flow through the group
+    /// [default: the runtime's, 500 per CPU]. More lets timer bursts flow through the group
     /// commit in smaller batches (lower timer lateness); fewer lets answers that arrive while an
     /// activity runs wait for its result instead of taking a turn of their own (less CPU).
     #[arg(long)]
