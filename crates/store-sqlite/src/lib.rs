@@ -71,7 +71,7 @@ use durable_store::{
 use parking_lot::Mutex;
 use read::ReadPool;
 use shared::Shared;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -286,14 +286,10 @@ fn lock_file(db: &Path) -> Result<File> {
     let mut name = db.as_os_str().to_owned();
     name.push(".lock");
     let path = PathBuf::from(name);
-    let mut options = OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
+    let file = schema::owner_only()
+        .create(true)
+        .truncate(false)
+        .write(true)
         .open(&path)
         .map_err(|e| Error::Unavailable(format!("cannot open the lock file {}: {e}", path.display())))?;
     match file.try_lock() {

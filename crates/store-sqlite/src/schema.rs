@@ -227,18 +227,25 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
     Ok(conn)
 }
 
-/// Creates the database file readable and writable by its owner only (0600), if it does not
-/// exist yet. SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so
-/// they are private too.
-fn create_private(path: &Path) -> Result<()> {
+/// Open options that create files readable and writable by their owner only (mode 0600 on Unix):
+/// the database and its lock file. (`durable_runtime::private_files` has the same rule for the
+/// files above the store; this crate does not depend on the runtime.)
+pub(crate) fn owner_only() -> std::fs::OpenOptions {
+    #[allow(unused_mut)] // only Unix sets a mode
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    match options.open(path) {
+    options
+}
+
+/// Creates the database file readable and writable by its owner only (0600), if it does not
+/// exist yet. SQLite gives the `-wal` and `-shm` files it creates the database file's mode, so
+/// they are private too.
+fn create_private(path: &Path) -> Result<()> {
+    match owner_only().write(true).create_new(true).open(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::Unavailable(format!("cannot create the database {}: {e}", path.display()))),
