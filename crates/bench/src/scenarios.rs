@@ -271,7 +271,8 @@ where
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n as u32 {
         let permit = permits.clone().acquire_owned().await?;
-        let fut = f(i);
+        // Boxed: a client's future is several KiB, and the task would copy it in and out.
+        let fut = Box::pin(f(i));
         set.spawn(async move {
             let r = fut.await;
             drop(permit);
