@@ -131,11 +131,19 @@ impl LimitOptions {
 
 /// Limit keys (the store sees only these: a purpose and a keyed hash).
 pub(crate) fn sms_number_key(key: &VerificationKey, phone: &str) -> String {
-    format!("sms-number/{}", key.pseudonym(phone))
+    sms_number_key_of(&key.pseudonym(phone))
+}
+
+fn sms_number_key_of(pseudonym: &str) -> String {
+    format!("sms-number/{pseudonym}")
 }
 
 fn answers_number_key(key: &VerificationKey, phone: &str) -> String {
-    format!("answers-number/{}", key.pseudonym(phone))
+    answers_number_key_of(&key.pseudonym(phone))
+}
+
+fn answers_number_key_of(pseudonym: &str) -> String {
+    format!("answers-number/{pseudonym}")
 }
 
 fn client_key(key: &VerificationKey, ip: IpAddr) -> String {
@@ -174,15 +182,17 @@ pub(crate) fn start_charges(
     if !limits.enabled {
         return Ok(Vec::new());
     }
+    // One keyed hash serves both per-number keys.
+    let pseudonym = key.pseudonym(&phone);
     let mut charges = vec![LimitCharge {
-        key: sms_number_key(key, &phone),
+        key: sms_number_key_of(&pseudonym),
         limit: "SMS per phone number".into(),
         rate: limits.sms_per_number.rate(),
         cost: 1,
         reference: Some(start.instance_id.to_owned()),
     }];
     charges.push(LimitCharge {
-        key: answers_number_key(key, &phone),
+        key: answers_number_key_of(&pseudonym),
         limit: "failed answers per phone number".into(),
         rate: limits.failed_answers_per_number.rate(),
         cost: attempts,

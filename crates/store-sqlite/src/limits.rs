@@ -15,40 +15,45 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Ctx<'_> {
     /// Checks every charge, then creates the instance, then writes the charges: both checks
-    /// (limits, then the create's own) run before the first write, as every command must. One
-    /// statement reads all the keys and one writes them (statements, not rows, are what the
-    /// limits cost on this path).
+    /// (limits, then the create's own) run before the first write, as every command must.
+    /// One cached point lookup and one single-row upsert per key: measured with callgrind, an
+    /// `IN (…)` list (SQLite builds a temporary index for it) and a multi-row upsert (a
+    /// statement that may fail halfway keeps a statement journal, a copy of every page it
+    /// touches) cost more than twice as many instructions for the three or four keys a start
+    /// has.
     pub(crate) fn create_limited(
         &self,
         fx: &mut Effects,
         req: &CreateInstance,
         charges: &[LimitCharge],
     ) -> Result<()> {
-        let mut keys: Vec<&str> = charges.iter().map(|c| c.key.as_str()).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let mut stored: Vec<(String, i64)> = Vec::with_capacity(keys.len());
+        let mut stored: Vec<(&str, i64)> = Vec::with_capacity(charges.len());
         {
-            let mut read = self.conn.prepare_cached(&select_tats(keys.len())).db()?;
-            let mut rows = read.query(rusqlite::params_from_iter(&keys)).db()?;
-            while let Some(row) = rows.next().db()? {
-                stored.push((row.get(0).db()?, row.get(1).db()?));
+            let mut read = self.conn.prepare_cached("SELECT tat FROM limits WHERE key = ?1").db()?;
+            for charge in charges {
+                let key = charge.key.as_str();
+                if stored.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if let Some(tat) = read.query_row([key], |r| r.get::<_, i64>(0)).optional().db()? {
+                    stored.push((key, tat));
+                }
             }
         }
-        let lookup = |key: &str| stored.iter().find(|(k, _)| k == key).map(|(_, t)| *t);
+        let lookup = |key: &str| stored.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
         let updates = limits::charge(charges, lookup, self.now).map_err(Error::RateLimited)?;
         self.create(fx, req)?;
-        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(updates.len() * 3);
-        for (key, tat, reference) in updates.iter() {
-            values.push(key.clone().into());
-            values.push((*tat).into());
-            values.push(reference.clone().map_or(rusqlite::types::Value::Null, Into::into));
-        }
-        self.conn
-            .prepare_cached(&upsert_tats(updates.len()))
-            .db()?
-            .execute(rusqlite::params_from_iter(values))
+        // A NULL reference keeps the stored one.
+        let mut write = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO limits (key, tat, reference) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE \
+                 SET tat = excluded.tat, reference = COALESCE(excluded.reference, limits.reference)",
+            )
             .db()?;
+        for (key, tat, reference) in &updates {
+            write.execute(params![key, tat, reference]).db()?;
+        }
         Ok(())
     }
 
@@ -73,23 +78,6 @@ impl Ctx<'_> {
         }
         Ok(())
     }
-}
-
-/// `SELECT key, tat FROM limits WHERE key IN (?1, …, ?n)`.
-fn select_tats(n: usize) -> String {
-    let params: Vec<String> = (1..=n).map(|i| format!("?{i}")).collect();
-    format!("SELECT key, tat FROM limits WHERE key IN ({})", params.join(", "))
-}
-
-/// An upsert of `n` (key, tat, reference) rows; a NULL reference keeps the stored one.
-fn upsert_tats(n: usize) -> String {
-    let rows: Vec<String> =
-        (0..n).map(|i| format!("(?{}, ?{}, ?{})", 3 * i + 1, 3 * i + 2, 3 * i + 3)).collect();
-    format!(
-        "INSERT INTO limits (key, tat, reference) VALUES {} ON CONFLICT (key) DO UPDATE SET tat = excluded.tat, \
-         reference = COALESCE(excluded.reference, limits.reference)",
-        rows.join(", ")
-    )
 }
 
 /// The reference stored with `key`.
