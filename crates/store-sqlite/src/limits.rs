@@ -19,8 +19,7 @@ impl Ctx<'_> {
     /// One cached point lookup and one single-row upsert per key: measured with callgrind, an
     /// `IN (…)` list (SQLite builds a temporary index for it) and a multi-row upsert (a
     /// statement that may fail halfway keeps a statement journal, a copy of every page it
-    /// touches) cost more than twice as many instructions for the three or four keys a start
-    /// has.
+    /// touches) cost about twice as many instructions for the three or four keys a start has.
     pub(crate) fn create_limited(
         &self,
         fx: &mut Effects,

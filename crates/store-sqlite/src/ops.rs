@@ -317,19 +317,18 @@ impl Ctx<'_> {
         // SQLite moves an index entry for every indexed column named in SET, even when its
         // value stays the same: a turn that keeps the status leaves `status` out, so it does
         // not delete and re-insert its `instances_by_status` entry.
-        let sql = if head.status == c.status {
-            "UPDATE instances SET output = ?3, failure = ?4, custom_status = ?5, updated_at = ?6, \
-             completed_at = ?7, history_len = ?8, \
-             stall_reason = iif(status = ?2 AND history_len = ?8, stall_reason, NULL), \
-             stall_since = iif(status = ?2 AND history_len = ?8, stall_since, NULL) \
-             WHERE instance_id = ?1"
-        } else {
-            "UPDATE instances SET status = ?2, output = ?3, failure = ?4, custom_status = ?5, updated_at = ?6, \
-             completed_at = ?7, history_len = ?8, \
-             stall_reason = iif(status = ?2 AND history_len = ?8, stall_reason, NULL), \
-             stall_since = iif(status = ?2 AND history_len = ?8, stall_since, NULL) \
-             WHERE instance_id = ?1"
-        };
+        macro_rules! commit_update {
+            ($status:literal) => {
+                concat!(
+                    "UPDATE instances SET ",
+                    $status,
+                    "output = ?3, failure = ?4, custom_status = ?5, updated_at = ?6, completed_at = ?7, \
+                     history_len = ?8, stall_reason = iif(status = ?2 AND history_len = ?8, stall_reason, NULL), \
+                     stall_since = iif(status = ?2 AND history_len = ?8, stall_since, NULL) WHERE instance_id = ?1"
+                )
+            };
+        }
+        let sql = if head.status == c.status { commit_update!("") } else { commit_update!("status = ?2, ") };
         self.conn
             .prepare_cached(sql)
             .db()?

@@ -209,18 +209,17 @@ pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    // recursive_triggers: a row that `INSERT OR REPLACE` deletes fires the delete trigger too,
-    // which keeps `instance_counts` exact when a finished instance is replaced (see V3).
+    // (No `recursive_triggers`: since V6 there are no triggers; the writer counts a replaced
+    // finished instance itself, in `Ctx::create`.)
     // secure_delete: deleted rows (a purge) are overwritten with zeros instead of lingering in
     // free pages, where phone numbers and inputs would stay readable in the file.
-    // temp_store = MEMORY: a statement that may fail halfway (several rows, or triggers) inside
-    // a batch keeps the pages it changes in a statement journal; past 64 KiB SQLite spilled it
+    // temp_store = MEMORY: a statement that may fail halfway (e.g. one that writes several rows)
+    // inside a batch keeps the pages it changes in a statement journal; past 64 KiB SQLite spilled it
     // to a temporary file, so a batch wrote row images (phone numbers included) to /tmp with a
     // `pwrite` per page: a third of the cost of a start with limits. It lives only for one
     // statement, so memory holds it easily.
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA recursive_triggers = ON; \
-         PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;"
+        "PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;"
     ))
     .db()?;
     migrate(&conn, path)?;
