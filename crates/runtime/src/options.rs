@@ -61,8 +61,10 @@ impl Default for RuntimeOptions {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         RuntimeOptions {
             // 500 per core: bursts of due timers fire without waiting for the previous group
-            // commit (p99 lateness 12–13 ms instead of 19–25 ms with 100 per core), at no
-            // measurable cost to answers racing activity results (BENCHMARKS.md, optimisation 11).
+            // commit (p99 lateness 12–13 ms instead of 19–25 ms with 100 per core). The price:
+            // an answer that races its activity's result more often gets a turn of its own
+            // (`bench verify`, which answers at once: 2.36 turns per verification instead of
+            // 2.0); a person answering seconds later takes that turn anyway (BENCHMARKS.md).
             max_concurrent_turns: 500 * cores,
             max_concurrent_activities: 100 * cores,
             fetch_batch: 256,
