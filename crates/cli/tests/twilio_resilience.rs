@@ -286,3 +286,34 @@ async fn replies_by_sms_answer_the_waiting_verification() {
     expect_outcome(&durable, &start, "Completed", Some(false)).await;
     assert!(!durable.log().contains(&code), "the code appears in the log");
 }
+
+/// A verification started by a version that kept the number's SMS budget (and the reference
+/// replies use) under `sms-number/…` is still answered by an SMS reply after the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_reply_finds_a_verification_recorded_under_the_old_key() {
+    let twilio = fake_twilio().await;
+    let dir = tempfile::tempdir().unwrap();
+    let me = phone(40);
+    let durable = public(dir.path(), &twilio, "data");
+    let start = begin(&durable, &me).await;
+    let code = sms_code(&twilio, &me).await;
+    let old_base = durable.base.clone();
+    drop(durable);
+    // What the older version wrote: the same row under the old key.
+    let db = rusqlite::Connection::open(dir.path().join("data").join("durable.db")).unwrap();
+    let moved = db
+        .execute(
+            "UPDATE limits SET key = 'sms-number/' || substr(key, 16, 32) WHERE key LIKE 'answers-number/%/sms'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(db);
+
+    let durable = public(dir.path(), &twilio, "data");
+    let url = format!("{}/twilio/sms", durable.base);
+    let reply = twilio.send_inbound(&url, &me, TEST_FROM, &code, Signing::Valid).await.unwrap();
+    assert!(reply.body.contains("<Message>Verified.</Message>"), "{reply:?}");
+    let start: Value = serde_json::from_str(&start.to_string().replace(&old_base, &durable.base)).unwrap();
+    expect_outcome(&durable, &start, "Completed", Some(true)).await;
+}

@@ -247,7 +247,13 @@ async fn inbound_sms(State(hooks): State<Arc<Hooks>>, uri: Uri, headers: HeaderM
 async fn waiting_verification(hooks: &Hooks, from: &str) -> Option<String> {
     crate::phone::check_e164(from).ok()?;
     let key = limits::sms_number_key(&hooks.options.key, from);
-    let instance_id = hooks.client.limit_reference(&key).await.ok()??;
+    let instance_id = match hooks.client.limit_reference(&key).await.ok()? {
+        Some(id) => id,
+        None => {
+            let legacy = limits::legacy_sms_number_key(&hooks.options.key, from);
+            hooks.client.limit_reference(&legacy).await.ok()??
+        }
+    };
     let state = hooks.client.status(&instance_id).await.ok()??;
     let input = state.input.as_ref().and_then(|p| p.decode::<String>().ok());
     (state.name == ORCHESTRATOR && !state.status.is_terminal() && input.as_deref() == Some(from))

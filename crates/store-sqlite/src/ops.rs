@@ -94,6 +94,8 @@ pub(crate) struct Ctx<'a> {
     pub shared: &'a Shared,
     /// The batch's clock reading (unix µs).
     pub now: i64,
+    /// The limit rows the batch's commands charged, written just before it commits.
+    pub limits: crate::limits::BatchLimits,
 }
 
 impl Ctx<'_> {

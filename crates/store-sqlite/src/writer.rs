@@ -11,6 +11,10 @@
 //! a statement journal, which cost a fifth of all CPU. Only when a command fails *after*
 //! writing (an I/O or constraint error; `total_changes` tells) is the batch rolled back and run
 //! again with a savepoint per command, so that command is undone alone.
+//!
+//! Before the COMMIT, the writer adds what the batch's successful commands changed to the
+//! status counts and writes the limit rows they charged (`limits::BatchLimits`): once per
+//! batch, not once per command.
 
 use crate::codec::Db;
 use crate::ops::{ActivityRow, Ctx, Effects, StatusDeltas};
@@ -193,23 +197,25 @@ fn exec(conn: &Connection, sql: &str) -> Result<()> {
 
 /// Runs and commits one batch; true when it committed.
 fn run_batch(conn: &Connection, shared: &Shared, batch: &mut Vec<Command>) -> bool {
-    let ctx = Ctx { conn, shared, now: shared.now() };
+    let ctx = Ctx { conn, shared, now: shared.now(), limits: Default::default() };
     let (requests, replies): (Vec<Request>, Vec<ReplyTo>) = batch.drain(..).map(Command::split).unzip();
     let result = exec(conn, "BEGIN IMMEDIATE").and_then(|()| match run_unguarded(&ctx, &requests) {
         Some(done) => Ok(done),
         None => {
             exec(conn, "ROLLBACK")?;
+            ctx.limits.clear();
             exec(conn, "BEGIN IMMEDIATE")?;
             run_guarded(&ctx, &requests)
         }
     });
-    let result = result.and_then(|done| match add_status_counts(conn, &done) {
-        Ok(()) => Ok(done),
-        Err(e) => {
-            unpin_all(shared, done.iter().map(|(_, fx)| fx));
-            Err(e)
-        }
-    });
+    let result =
+        result.and_then(|done| match add_status_counts(conn, &done).and_then(|()| ctx.limits.write(conn)) {
+            Ok(()) => Ok(done),
+            Err(e) => {
+                unpin_all(shared, done.iter().map(|(_, fx)| fx));
+                Err(e)
+            }
+        });
     let mut done = match result {
         Ok(done) => done,
         Err(e) => {

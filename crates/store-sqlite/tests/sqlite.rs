@@ -288,6 +288,49 @@ async fn a_command_failing_after_writing_is_undone_alone() {
     store.close().await.unwrap();
 }
 
+/// Limit charges queued in the batch of a command that fails after writing are charged once:
+/// the batch runs again with savepoints, and what its first run gathered is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_run_again_charges_its_limits_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable.db");
+    let store = open(&path).unwrap();
+    store.create_instance(create_request("poisoned", "Orch")).await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER inject BEFORE INSERT ON activities WHEN NEW.name = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .unwrap();
+    let charge = || durable_store::LimitCharge {
+        key: "shared".into(),
+        limit: "shared limit".into(),
+        rate: durable_store::Rate::new(40, Duration::from_secs(3600)),
+        cost: 1,
+        reference: None,
+    };
+    let poisoned = fetch_for(&store, "poisoned", LONG).await;
+    let mut bad = turn_of(&poisoned);
+    bad.activities.push(NewActivity { task_id: 0, name: "poison".into(), input: None });
+    let starts = (0..20)
+        .map(|i| store.create_instance_limited(create_request(&format!("s{i}"), "Orch"), vec![charge()]));
+    // The starts first: the batch's first run charges them before the commit fails.
+    let (started, bad_result) = tokio::join!(futures::future::join_all(starts), store.commit_turn(bad));
+    assert!(bad_result.is_err());
+    assert!(started.iter().all(Result::is_ok), "{started:?}");
+    // 20 of the 40 units are left, not 0.
+    for i in 20..40 {
+        store
+            .create_instance_limited(create_request(&format!("s{i}"), "Orch"), vec![charge()])
+            .await
+            .unwrap();
+    }
+    let refused = store.create_instance_limited(create_request("s40", "Orch"), vec![charge()]).await;
+    assert!(matches!(refused, Err(Error::RateLimited(_))), "{refused:?}");
+    store.close().await.unwrap();
+}
+
 /// The checkpointer thread copies committed pages into the database file while the store runs
 /// (well before the writer's own emergency threshold), so the WAL stays small.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
