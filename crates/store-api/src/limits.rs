@@ -1,7 +1,7 @@
 //! Rate limits kept in the store: so they survive restarts and hold across every node sharing
 //! the store.
 //!
-//! A limit is a key (opaque to the store, e.g. `sms-number/<keyed hash>`) with a [`Rate`]:
+//! A limit is a key (opaque to the store, e.g. `answers-number/<keyed hash>`) with a [`Rate`]:
 //! at most `max` units per `period`. The state of a key is one timestamp, its *theoretical
 //! arrival time* (TAT) of the Generic Cell Rate Algorithm: charging `n` units at time `now`
 //! moves it to `max(TAT, now) + n · period/max`, and is allowed while the result is at most
