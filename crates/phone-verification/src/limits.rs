@@ -7,6 +7,9 @@
 //!   did not use are given back, and a successful verification gives back all of them. So the
 //!   budget counts wrong answers plus the answers running verifications may still receive, and
 //!   no number of parallel verifications gets an attacker more checked guesses than the budget.
+//!   The store gives back only to a number that used more than half its budget (see
+//!   `durable_store::limits::refund`): a number verified a few times a day never needs it, and
+//!   the store writes nothing for it.
 //! - **Starts per client address** (default 60 per min): one caller flooding the API.
 //! - **SMS for all numbers** (default 100 per min): the cost ceiling.
 //! - **Country calling codes** (default: all): an optional allow-list.

@@ -137,9 +137,9 @@ pub trait Store: Send + Sync + 'static {
         Err(Error::Invalid("this store does not keep rate limits".into()))
     }
 
-    /// Gives units back to rate limits (see [`limits::refund`]); keys without a row are
-    /// skipped. Also drops rows whose limits have been at full budget for
-    /// [`limits::LIMIT_RETENTION`].
+    /// Gives units back to rate limits (see [`limits::refund`]); keys without a row, and keys
+    /// with half their budget or more left, are skipped (and not written). Also drops rows
+    /// whose limits have been at full budget for [`limits::LIMIT_RETENTION`].
     async fn refund_limits(&self, refunds: Vec<LimitRefund>) -> Result<()> {
         let _ = refunds;
         Ok(())

@@ -249,19 +249,21 @@ impl PostgresStore {
         let keys: Vec<&str> = refunds.iter().map(|r| r.key.as_str()).collect();
         let amounts: Vec<i64> =
             refunds.iter().map(|r| r.rate.emission_us().saturating_mul(i64::from(r.units))).collect();
+        let thresholds: Vec<i64> = refunds.iter().map(|r| limits::refund_threshold_us(r.rate)).collect();
         let now = self.now().0;
         let horizon = now.saturating_sub(limits::micros(LIMIT_RETENTION));
         self.query(
             &format!(
                 "WITH refunded AS ( \
                    UPDATE {s}.limits l SET tat = GREATEST(l.tat - r.amount, $3) \
-                   FROM unnest($1::text[], $2::bigint[]) AS r(key, amount) WHERE l.key = r.key RETURNING 1 \
+                   FROM unnest($1::text[], $2::bigint[], $5::bigint[]) AS r(key, amount, threshold) \
+                   WHERE l.key = r.key AND l.tat - $3 > r.threshold RETURNING 1 \
                  ), swept AS ( \
                    DELETE FROM {s}.limits WHERE key IN (SELECT key FROM {s}.limits WHERE tat < $4 LIMIT 1000) \
                    RETURNING 1 \
                  ) SELECT (SELECT count(*) FROM refunded), (SELECT count(*) FROM swept)"
             ),
-            &[&keys, &amounts, &now, &horizon],
+            &[&keys, &amounts, &now, &horizon, &thresholds],
         )
         .await?;
         self.count(&self.inner.metrics.transactions);

@@ -99,18 +99,21 @@ impl Ctx<'_> {
     /// Applies refunds (to the batch's pending rows, else to existing rows), then, at most once
     /// per [`SWEEP_EVERY`], drops the rows at full budget for the retention time.
     pub(crate) fn refund_limits(&self, refunds: &[LimitRefund]) -> Result<()> {
-        // `limits::refund` in SQL: back by `units` emission intervals, never before now.
-        let mut write =
-            self.conn.prepare_cached("UPDATE limits SET tat = max(tat - ?2, ?3) WHERE key = ?1").db()?;
+        // `limits::refund` in SQL: back by `units` emission intervals, never before now, and
+        // only for a key that used more than half its budget (a row it leaves alone stays clean:
+        // no page to write).
+        let mut write = self
+            .conn
+            .prepare_cached("UPDATE limits SET tat = max(tat - ?2, ?3) WHERE key = ?1 AND tat - ?3 > ?4")
+            .db()?;
         let mut pending = Vec::new();
         for r in refunds {
             if self.limits.0.borrow().contains_key(&r.key) {
                 pending.push(r);
                 continue;
             }
-            write
-                .execute(params![r.key, r.rate.emission_us().saturating_mul(i64::from(r.units)), self.now])
-                .db()?;
+            let amount = r.rate.emission_us().saturating_mul(i64::from(r.units));
+            write.execute(params![r.key, amount, self.now, limits::refund_threshold_us(r.rate)]).db()?;
         }
         let swept = self.shared.limits_swept_at.load(Ordering::Relaxed);
         if self.now.saturating_sub(swept) >= limits::micros(SWEEP_EVERY) {

@@ -73,7 +73,8 @@ pub async fn limited_create_is_all_or_nothing<S: Store>(store: S) {
         .unwrap();
 }
 
-/// Refunds give units back (never more than the full budget); unknown keys are ignored.
+/// Refunds give units back (never more than the full budget) to keys that used more than half
+/// their budget; unknown keys are ignored.
 pub async fn refunds_give_units_back<S: Store>(store: S) {
     let rate = Rate::new(4, Duration::from_secs(3600));
     let c = |cost| LimitCharge { rate, ..charge("answers", 4, cost, None) };
@@ -100,6 +101,19 @@ pub async fn refunds_give_units_back<S: Store>(store: S) {
     store.create_instance_limited(create_request("r3", "V"), vec![c(4)]).await.unwrap();
     assert!(store.create_instance_limited(create_request("r4", "V"), vec![c(1)]).await.is_err());
     assert_eq!(store.limit_reference("unknown").await.unwrap(), None, "refunds create no rows");
+
+    // With half its budget or more left, a key gets nothing back (and its row is not written).
+    let half = |cost| LimitCharge { rate, ..charge("half", 4, cost, None) };
+    store.create_instance_limited(create_request("h1", "V"), vec![half(2)]).await.unwrap();
+    store.refund_limits(vec![LimitRefund { key: "half".into(), rate, units: 2 }]).await.unwrap();
+    store.create_instance_limited(create_request("h2", "V"), vec![half(2)]).await.unwrap();
+    assert!(
+        matches!(
+            store.create_instance_limited(create_request("h3", "V"), vec![half(1)]).await,
+            Err(Error::RateLimited(_))
+        ),
+        "the refund was skipped: 4 of 4 used"
+    );
 }
 
 /// Concurrent starts on one budget: exactly the budget is admitted (each admitted start also
