@@ -144,6 +144,11 @@ pub struct BenchArgs {
     /// what the limits cost. Without it the limits are lifted (the summary says which).
     #[arg(long)]
     pub limits: bool,
+    /// Name the instances with random-looking ids, as `durable serve` does when the caller
+    /// names none, so new rows land anywhere in the tables keyed by instance. [default: ids
+    /// that start with a counter, so those tables only grow at their end]
+    #[arg(long)]
+    pub random_ids: bool,
 }
 
 impl BenchArgs {
@@ -168,6 +173,7 @@ impl BenchArgs {
             metrics: false,
             tracing: false,
             limits: false,
+            random_ids: false,
         }
     }
 }

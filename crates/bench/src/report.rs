@@ -111,6 +111,8 @@ pub struct Report {
     /// `--limits`: the sample's abuse limits were charged on every start (with budgets none
     /// reached); otherwise they were lifted.
     pub limits: bool,
+    /// `--random-ids`: instances were named with random-looking ids (otherwise counter-prefixed).
+    pub random_ids: bool,
     /// Where the database was.
     pub data_dir: String,
     /// Logical CPUs of the machine.
@@ -195,6 +197,9 @@ impl Report {
                 "LIFTED for the benchmark (`durable serve` enforces them; --limits charges them)"
             }
         );
+        if self.random_ids {
+            let _ = writeln!(s, "instance ids: random, as `durable serve` generates them");
+        }
         let _ = writeln!(s, "data directory: {}", self.data_dir);
         for p in &self.phases {
             let _ = writeln!(

@@ -128,6 +128,11 @@ fn store_kind(store: &str) -> anyhow::Result<StoreKind> {
 }
 
 impl Ctx {
+    /// The run's instance ids (`--random-ids` or counter-prefixed).
+    fn ids(&self) -> Ids {
+        Ids::new(self.args.random_ids)
+    }
+
     fn config(&self) -> anyhow::Result<NodeConfig> {
         let mut config = NodeConfig::new(
             self.store.clone(),
@@ -162,6 +167,7 @@ impl Ctx {
             window_secs: self.window.as_secs(),
             max_concurrent_turns: self.args.max_concurrent_turns,
             limits: self.args.limits,
+            random_ids: self.args.random_ids,
             data_dir: self.data_dir.display().to_string(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             phases,
@@ -433,7 +439,7 @@ async fn verify(ctx: &Ctx) -> anyhow::Result<Report> {
     let (node, codes) = Node::start(&config, None).await?;
     let node = Arc::new(node);
     let router = CodeRouter::spawn(codes);
-    let ids = Ids::new();
+    let ids = ctx.ids();
     let bar = progress(ctx.n, "verify");
     let timer = PhaseTimer::start("verify", Some(&node));
     let results = run_all(ctx.n, ctx.c, &bar, |i| {
@@ -480,7 +486,7 @@ async fn timeout(ctx: &Ctx) -> anyhow::Result<Report> {
             }
         }
     });
-    let ids = Ids::new();
+    let ids = ctx.ids();
 
     let start_phase = start_all_and_wait(ctx, &node, &ids, "start", "start (to waiting)").await?;
     if let Some(clock) = &clock {
@@ -612,7 +618,7 @@ async fn park(ctx: &Ctx) -> anyhow::Result<Report> {
         }
         table
     });
-    let ids = Ids::new();
+    let ids = ctx.ids();
     let rss0 = rss_bytes();
     let (db0, wal0) = config.store_bytes().await?;
 
@@ -713,7 +719,7 @@ async fn latency(ctx: &Ctx) -> anyhow::Result<Report> {
     let config = ctx.config()?;
     let (node, codes) = Node::start(&config, None).await?;
     let router = CodeRouter::spawn(codes);
-    let ids = Ids::new();
+    let ids = ctx.ids();
     // A few unrecorded rounds first: the first turns pay for lazily initialised state
     // (connections' statement caches, allocator pools) that a running server has paid long ago.
     let warmup = (ctx.n / 10).min(10) as u32;

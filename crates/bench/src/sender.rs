@@ -56,29 +56,49 @@ impl SmsSender for BenchSender {
 }
 
 /// Instance ids are 32 hex digits, like the ids the HTTP API generates, so database bytes per
-/// instance are representative: the instance number in 8 digits, then 24 digits of a per-run
-/// nonce (so two runs on one database never collide).
+/// instance are representative. They end with the instance number (8 digits) and carry a
+/// per-run nonce (so two runs on one database never collide). By default they also start with
+/// the number, so every table keyed by instance takes its new rows at its end; with
+/// `--random-ids` they start with 16 digits that look random instead, as the ids `durable
+/// serve` generates do, and new rows land anywhere in those tables.
 #[derive(Clone)]
 pub(crate) struct Ids {
     nonce: String,
+    /// Seed of the random-looking prefix; `None`: the prefix is the instance number.
+    random: Option<u64>,
 }
 
 impl Ids {
-    pub(crate) fn new() -> Self {
-        let uuid = uuid::Uuid::new_v4().simple().to_string();
-        Ids { nonce: uuid[..24].to_owned() }
+    pub(crate) fn new(random: bool) -> Self {
+        let uuid = uuid::Uuid::new_v4();
+        let nonce = uuid.simple().to_string()[..16].to_owned();
+        Ids { nonce, random: random.then(|| uuid.as_u64_pair().1) }
     }
 
     pub(crate) fn id(&self, index: u32) -> String {
-        format!("{index:08x}{}", self.nonce)
+        match self.random {
+            None => format!("{index:08x}{}{index:08x}", self.nonce),
+            Some(seed) => {
+                format!("{:016x}{}{index:08x}", splitmix64(seed ^ u64::from(index)), &self.nonce[..8])
+            }
+        }
     }
+}
+
+/// SplitMix64's output function: spreads consecutive inputs over the whole range (a bijection,
+/// so distinct numbers keep distinct prefixes).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 pub(crate) fn instance_index(id: &str) -> Option<u32> {
     if id.len() != 32 {
         return None;
     }
-    u32::from_str_radix(id.get(..8)?, 16).ok()
+    u32::from_str_radix(id.get(24..)?, 16).ok()
 }
 
 /// The engine's clock, which the timeout scenario stops at one instant while it starts its
@@ -136,7 +156,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sender_hands_the_code_to_the_driver() {
-        let ids = Ids::new();
+        let ids = Ids::new(false);
         let (sender, mut rx) = BenchSender::new();
         let reference = format!("{}:exec:0", ids.id(42));
         let sms = |body, reference| Sms { to: "+14255550100", body, reference, instance_id: "i" };
@@ -148,10 +168,19 @@ mod tests {
 
     #[test]
     fn ids_round_trip() {
-        let ids = Ids::new();
-        assert_eq!(ids.id(7).len(), 32);
-        assert_eq!(instance_index(&ids.id(123_456)), Some(123_456));
+        for random in [false, true] {
+            let ids = Ids::new(random);
+            assert_eq!(ids.id(7).len(), 32);
+            assert!(ids.id(7).bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(instance_index(&ids.id(123_456)), Some(123_456));
+            assert_ne!(ids.id(1), ids.id(2));
+        }
         assert_eq!(instance_index("short"), None);
+        // Counter ids sort in instance order; random ones do not.
+        let counter = Ids::new(false);
+        assert!((0..100).all(|i| counter.id(i) < counter.id(i + 1)));
+        let random = Ids::new(true);
+        assert!(!(0..100).all(|i| random.id(i) < random.id(i + 1)));
     }
 
     #[test]
