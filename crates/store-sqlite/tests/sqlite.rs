@@ -245,6 +245,25 @@ async fn deleted_timers_leave_the_index() {
     store.close().await.unwrap();
 }
 
+/// Makes every insert of an activity named `poison` fail inside SQLite, after the statements
+/// before it in the same command have written: a command that fails after writing.
+fn inject_activity_failure(path: &Path) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER inject BEFORE INSERT ON activities WHEN NEW.name = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .unwrap();
+}
+
+/// A turn of `item` that schedules the `poison` activity (see [`inject_activity_failure`]).
+fn failing_turn(item: &durable_store::OrchestrationWorkItem) -> durable_store::TurnCommit {
+    let mut turn = turn_of(item);
+    turn.activities.push(NewActivity { task_id: 0, name: "poison".into(), input: None });
+    turn
+}
+
 /// A command that fails after it has written (here an I/O-like error injected by a trigger) is
 /// undone alone: the batch is rolled back and run again with a savepoint per command, so the
 /// commands queued with it still succeed and the failed turn leaves no trace.
@@ -256,17 +275,10 @@ async fn a_command_failing_after_writing_is_undone_alone() {
     for id in ["poisoned", "healthy"] {
         store.create_instance(create_request(id, "Orch")).await.unwrap();
     }
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TRIGGER inject BEFORE INSERT ON activities WHEN NEW.name = 'poison' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        )
-        .unwrap();
+    inject_activity_failure(&path);
     let poisoned = fetch_for(&store, "poisoned", LONG).await;
     let before = store.get_instance("poisoned").await.unwrap().unwrap();
-    let mut bad = turn_of(&poisoned);
-    bad.activities.push(NewActivity { task_id: 0, name: "poison".into(), input: None });
+    let bad = failing_turn(&poisoned);
     // Queue several good writes together with the bad commit so they share batches.
     let sends = (0..20).map(|i| store.send_message("healthy", raised("E", &i.to_string())));
     let (bad_result, sent) = tokio::join!(store.commit_turn(bad), futures::future::join_all(sends));
@@ -296,13 +308,7 @@ async fn a_batch_run_again_charges_its_limits_once() {
     let path = dir.path().join("durable.db");
     let store = open(&path).unwrap();
     store.create_instance(create_request("poisoned", "Orch")).await.unwrap();
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(
-            "CREATE TRIGGER inject BEFORE INSERT ON activities WHEN NEW.name = 'poison' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        )
-        .unwrap();
+    inject_activity_failure(&path);
     let charge = || durable_store::LimitCharge {
         key: "shared".into(),
         limit: "shared limit".into(),
@@ -310,9 +316,7 @@ async fn a_batch_run_again_charges_its_limits_once() {
         cost: 1,
         reference: None,
     };
-    let poisoned = fetch_for(&store, "poisoned", LONG).await;
-    let mut bad = turn_of(&poisoned);
-    bad.activities.push(NewActivity { task_id: 0, name: "poison".into(), input: None });
+    let bad = failing_turn(&fetch_for(&store, "poisoned", LONG).await);
     let starts = (0..20)
         .map(|i| store.create_instance_limited(create_request(&format!("s{i}"), "Orch"), vec![charge()]));
     // The starts first: the batch's first run charges them before the commit fails.
